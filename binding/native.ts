@@ -1,0 +1,63 @@
+// The raw surface of the native addon. lib/ wraps it in the public, validated API; nothing here
+// checks its arguments beyond what keeps the process safe.
+
+export type DType = 'float32' | 'float64' | 'float16' | 'bfloat16' | 'int64' | 'int32' | 'int16' | 'int8' | 'uint8' | 'bool';
+
+export type TypedArrayFor<D extends DType> = D extends 'float32'
+  ? Float32Array
+  : D extends 'float64'
+    ? Float64Array
+    : D extends 'int64'
+      ? BigInt64Array
+      : D extends 'int32'
+        ? Int32Array
+        : D extends 'int16'
+          ? Int16Array
+          : D extends 'int8'
+            ? Int8Array
+            : Uint8Array | Float32Array;
+
+export type AnyTypedArray =
+  | Float32Array
+  | Float64Array
+  | BigInt64Array
+  | Int32Array
+  | Int16Array
+  | Int8Array
+  | Uint8Array;
+
+export interface NativeTensor {
+  readonly shape: number[];
+  readonly dtype: DType;
+  readonly device: string;
+  readonly requiresGrad: boolean;
+  readonly disposed: boolean;
+  readonly byteLength: number;
+  toTypedArray(): AnyTypedArray;
+  to(device: string, dtype?: DType): Promise<NativeTensor>;
+  clone(): NativeTensor;
+  dispose(): void;
+}
+
+export interface NativeTensorConstructor {
+  new (data: AnyTypedArray, shape: number[], dtype: DType): NativeTensor;
+}
+
+export interface RuntimeInfo {
+  torchVersion: string;
+  cudaAvailable: boolean;
+  cudaDeviceCount: number;
+  cudnnAvailable: boolean;
+  mkldnnAvailable: boolean;
+  parallelInfo: string;
+}
+
+export interface NativeAddon {
+  Tensor: NativeTensorConstructor;
+  info(): RuntimeInfo;
+  getNumThreads(): number;
+  setNumThreads(threads: number): void;
+  manualSeed(seed: number): void;
+  matmul(a: NativeTensor, b: NativeTensor): Promise<NativeTensor>;
+  randn(shape: number[]): NativeTensor;
+}

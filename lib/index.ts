@@ -1,0 +1,5 @@
+// finetorch: fine-tune torchvision CNNs from TypeScript over libtorch.
+export { Tensor, tensor, randn, matmul, DTYPES } from './tensor';
+export type { DType, TensorOptions } from './tensor';
+export { runtimeInfo, setNumThreads, getNumThreads, manualSeed } from './runtime';
+export type { RuntimeInfo } from './runtime';

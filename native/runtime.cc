@@ -1,0 +1,75 @@
+// Facts about the libtorch in use, thread count, seeding, and a few plain ops the tests and
+// benchmarks lean on.
+#include <ATen/Parallel.h>
+#include <torch/version.h>
+
+#include "addon.h"
+#include "device.h"
+#include "errors.h"
+#include "tensor.h"
+
+namespace finetorch {
+
+namespace {
+
+Napi::Value info(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  auto result = Napi::Object::New(env);
+  result.Set("torchVersion", TORCH_VERSION);
+  result.Set("cudaAvailable", torch::cuda::is_available());
+  result.Set("cudaDeviceCount", static_cast<double>(torch::cuda::device_count()));
+  result.Set("cudnnAvailable", torch::cuda::cudnn_is_available());
+  result.Set("mkldnnAvailable", at::hasMKLDNN());
+  result.Set("parallelInfo", at::get_parallel_info());
+  return result;
+}
+
+Napi::Value getNumThreads(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(), Addon::of(info.Env()).queue().threads());
+}
+
+Napi::Value setNumThreads(const Napi::CallbackInfo& info) {
+  Addon::of(info.Env()).queue().setThreads(info[0].As<Napi::Number>().Int32Value());
+  return info.Env().Undefined();
+}
+
+Napi::Value manualSeed(const Napi::CallbackInfo& info) {
+  // Seeds the CPU generator and every CUDA one, like torch.manual_seed.
+  torch::manual_seed(static_cast<uint64_t>(info[0].As<Napi::Number>().Int64Value()));
+  return info.Env().Undefined();
+}
+
+Napi::Value matmul(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return guarded(env, [&]() -> Napi::Value {
+    auto a = TensorWrap::unwrap(info[0], "a");
+    auto b = TensorWrap::unwrap(info[1], "b");
+    return Addon::of(env).queue().run<torch::Tensor>(
+        env, [a, b] { return torch::matmul(a, b); },
+        [](Napi::Env e, torch::Tensor& result) -> Napi::Value { return TensorWrap::wrap(e, result); });
+  });
+}
+
+// randn(shape, seed?) on the compute thread, for tests and benchmarks.
+Napi::Value randn(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return guarded(env, [&]() -> Napi::Value {
+    auto shapeArray = info[0].As<Napi::Array>();
+    std::vector<int64_t> sizes(shapeArray.Length());
+    for (uint32_t i = 0; i < shapeArray.Length(); i++) sizes[i] = shapeArray.Get(i).As<Napi::Number>().Int64Value();
+    return TensorWrap::wrap(env, torch::randn(sizes));
+  });
+}
+
+}  // namespace
+
+void registerRuntime(Napi::Env env, Napi::Object exports, Addon&) {
+  exports.Set("info", Napi::Function::New<info>(env, "info"));
+  exports.Set("getNumThreads", Napi::Function::New<getNumThreads>(env, "getNumThreads"));
+  exports.Set("setNumThreads", Napi::Function::New<setNumThreads>(env, "setNumThreads"));
+  exports.Set("manualSeed", Napi::Function::New<manualSeed>(env, "manualSeed"));
+  exports.Set("matmul", Napi::Function::New<matmul>(env, "matmul"));
+  exports.Set("randn", Napi::Function::New<randn>(env, "randn"));
+}
+
+}  // namespace finetorch
