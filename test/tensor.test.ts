@@ -127,3 +127,31 @@ describe('native work off the event loop', () => {
     results.forEach((r, i) => expect(r.toArray()).toEqual([i, i + 1, i + 2, i + 3]));
   });
 });
+
+describe('memory', () => {
+  test('tensors never disposed are freed by the GC, which sees their native memory', () => {
+    const fs = require('fs') as typeof import('fs');
+    const { spawnSync } = require('child_process') as typeof import('child_process');
+    const { candidatePaths } = require('../binding') as typeof import('../binding');
+    const addon = candidatePaths().find((p) => fs.existsSync(p))!;
+    // 4 GiB of 4 MiB tensors, none disposed and no explicit gc(): without finalizers and
+    // AdjustExternalMemory this would exhaust memory long before the end. Node runs addon
+    // finalizers between event-loop turns, so the loop yields as any async training loop does.
+    const script = `
+      const { Tensor } = require(${JSON.stringify(addon)});
+      const chunk = new Float32Array(1 << 20);
+      (async () => {
+        let peak = 0;
+        for (let i = 0; i < 1024; i++) {
+          new Tensor(chunk, [1 << 20], 'float32');
+          if (i % 8 === 0) await new Promise(setImmediate);
+          if (i % 64 === 0) peak = Math.max(peak, process.memoryUsage().rss);
+        }
+        console.log(JSON.stringify({ peakMiB: Math.round(peak / 2 ** 20) }));
+      })();`;
+    const child = spawnSync(process.execPath, ['-e', script], { encoding: 'utf8', timeout: 120000 });
+    expect(child.stderr).toBe('');
+    const { peakMiB } = JSON.parse(child.stdout);
+    expect(peakMiB).toBeLessThan(1024);
+  });
+});
