@@ -52,8 +52,49 @@ export interface RuntimeInfo {
   parallelInfo: string;
 }
 
+export type NamedTensors = Array<[string, NativeTensor]>;
+
+export interface NativeModelOptions {
+  arch: string;
+  numClasses: number;
+  head: 'linear' | 'conv1x1';
+  dropout: number;
+}
+
+export interface NativeModule {
+  name: string;
+  type: string;
+  training: boolean;
+}
+
+export interface NativeModel {
+  /** grad: build the autograd graph (default: inference without one). */
+  forward(input: NativeTensor, grad?: boolean): Promise<NativeTensor>;
+  features(input: NativeTensor, grad?: boolean): Promise<NativeTensor>;
+  classify(features: NativeTensor, grad?: boolean): Promise<NativeTensor>;
+  setTraining(mode: boolean, evalModules?: string[]): void;
+  readonly training: boolean;
+  namedModules(): NativeModule[];
+  namedParameters(): NamedTensors;
+  namedBuffers(): NamedTensors;
+  stateDict(): NamedTensors;
+  setRequiresGrad(names: string[], flag: boolean): void;
+  loadStateDict(entries: NamedTensors, strict: boolean): Promise<{ missingKeys: string[]; unexpectedKeys: string[] }>;
+  to(device: string): Promise<void>;
+  readonly device: string;
+  readonly headPrefix: string;
+  readonly featureDim: number;
+  readonly disposed: boolean;
+  dispose(): void;
+}
+
+export interface NativeModelConstructor {
+  new (options: NativeModelOptions): NativeModel;
+}
+
 export interface NativeAddon {
   Tensor: NativeTensorConstructor;
+  Model: NativeModelConstructor;
   info(): RuntimeInfo;
   getNumThreads(): number;
   setNumThreads(threads: number): void;

@@ -3,3 +3,4 @@ export { Tensor, tensor, randn, matmul, DTYPES } from './tensor';
 export type { DType, TensorOptions } from './tensor';
 export { runtimeInfo, setNumThreads, getNumThreads, manualSeed } from './runtime';
 export type { RuntimeInfo } from './runtime';
+export * from './models';

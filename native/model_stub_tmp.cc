@@ -1,5 +1,4 @@
 #include "addon.h"
 namespace finetorch {
-void registerModel(Napi::Env, Napi::Object, Addon&) {}
 void registerSerialization(Napi::Env, Napi::Object, Addon&) {}
 }

@@ -1,0 +1,249 @@
+// The public Model: a torchvision-exact network with freezing, training modes and state dicts.
+import { native, type NativeModel } from '../../binding';
+import { Tensor } from '../tensor';
+import { invalid, knownKeys, numberInRange, oneOf, plainObject, positiveInteger } from '../utils/validate';
+
+export const ARCHITECTURES = ['alexnet', 'resnet18', 'resnet34', 'resnet50', 'vgg16'] as const;
+export type Architecture = (typeof ARCHITECTURES)[number];
+export const HEADS = ['linear', 'conv1x1'] as const;
+export type HeadKind = (typeof HEADS)[number];
+
+export interface ModelOptions {
+  /** Width of the classification head (default 1000, ImageNet's). */
+  numClasses?: number;
+  /** ResNets only: 'conv1x1' puts a 1x1 convolution on the layer4 map before pooling (the seed's head). */
+  head?: HeadKind;
+  /** Dropout probability of AlexNet/VGG classifiers (default 0.5). */
+  dropout?: number;
+}
+
+/** Named tensors in torch's state_dict order. */
+export type StateDict = Map<string, Tensor>;
+
+export interface LoadResult {
+  missingKeys: string[];
+  unexpectedKeys: string[];
+}
+
+export interface FreezeOptions {
+  /** Freeze everything except parameters under these prefixes (e.g. ['fc']). */
+  except?: string[];
+  /** Freeze only parameters under these prefixes. */
+  only?: string[];
+  /** Freeze the parameters for which this returns true. */
+  predicate?: (name: string) => boolean;
+  /** Keep BatchNorm layers whose parameters are all frozen in eval mode (running stats fixed). Default true. */
+  freezeBatchNorm?: boolean;
+}
+
+function underPrefix(name: string, prefixes: string[]): boolean {
+  return prefixes.some((p) => name === p || name.startsWith(`${p}.`));
+}
+
+function prefixList(name: string, value: unknown): string[] {
+  if (!Array.isArray(value) || value.some((v) => typeof v !== 'string' || v.length === 0)) {
+    throw invalid('array of non-empty strings', name, value);
+  }
+  return value as string[];
+}
+
+function toMap(entries: Array<[string, import('../../binding').NativeTensor]>): StateDict {
+  return new Map(entries.map(([name, t]) => [name, new Tensor(t)]));
+}
+
+export function validateImages(name: string, input: unknown): Tensor {
+  if (!(input instanceof Tensor)) throw invalid('Tensor', name, input);
+  const shape = input.shape;
+  if (shape.length !== 4 || shape[1] !== 3) {
+    throw new TypeError(`Expected ${name} of shape [N, 3, H, W] but received [${shape.join(', ')}]`);
+  }
+  if (!input.dtype.startsWith('float') && input.dtype !== 'bfloat16') {
+    throw new TypeError(`Expected a floating-point ${name} but received dtype ${input.dtype}`);
+  }
+  return input;
+}
+
+export class Model {
+  readonly arch: Architecture;
+  readonly numClasses: number;
+  readonly head: HeadKind;
+  /** @internal */
+  readonly native: NativeModel;
+  private readonly frozenBatchNorm = new Set<string>();
+  private trainingMode = true;
+
+  constructor(arch: Architecture, options: ModelOptions = {}) {
+    this.arch = oneOf('arch', arch, ARCHITECTURES);
+    const opts = plainObject('options', options);
+    knownKeys('model options', opts, ['numClasses', 'head', 'dropout']);
+    this.numClasses = positiveInteger('numClasses', options.numClasses ?? 1000);
+    this.head = oneOf('head', options.head ?? 'linear', HEADS);
+    if (this.head === 'conv1x1' && !arch.startsWith('resnet')) {
+      throw new TypeError(`Expected head 'linear' for ${arch} ('conv1x1' is defined for ResNets) but received 'conv1x1'`);
+    }
+    const dropout = numberInRange('dropout', options.dropout ?? 0.5, 0, 1);
+    this.native = new (native().Model)({ arch, numClasses: this.numClasses, head: this.head, dropout });
+  }
+
+  /** Logits for a float [N, 3, H, W] batch. `grad: true` builds the autograd graph. */
+  async forward(images: Tensor, options: { grad?: boolean } = {}): Promise<Tensor> {
+    validateImages('images', images);
+    return new Tensor(await this.native.forward(images.native, options.grad === true));
+  }
+
+  /** Penultimate features: AlexNet/VGG 4096-d after the last hidden ReLU, ResNets pooled (512-d for 18/34). */
+  async features(images: Tensor): Promise<Tensor> {
+    validateImages('images', images);
+    return new Tensor(await this.native.features(images.native));
+  }
+
+  /** The head alone applied to features(): how a frozen backbone's cached features are trained. */
+  async classify(features: Tensor, options: { grad?: boolean } = {}): Promise<Tensor> {
+    if (!(features instanceof Tensor)) throw invalid('Tensor', 'features', features);
+    const shape = features.shape;
+    if (shape.length !== 2 || shape[1] !== this.featureDim) {
+      throw new TypeError(`Expected features of shape [N, ${this.featureDim}] but received [${shape.join(', ')}]`);
+    }
+    return new Tensor(await this.native.classify(features.native, options.grad === true));
+  }
+
+  get featureDim(): number {
+    return this.native.featureDim;
+  }
+
+  /** The state_dict prefix of the replaceable head: 'fc' (ResNets), 'classifier.6' (AlexNet, VGG). */
+  get headPrefix(): string {
+    return this.native.headPrefix;
+  }
+
+  get device(): string {
+    return this.native.device;
+  }
+
+  get training(): boolean {
+    return this.trainingMode;
+  }
+
+  get disposed(): boolean {
+    return this.native.disposed;
+  }
+
+  /** Training mode (dropout on, BatchNorm batch statistics), except BatchNorm layers frozen by freeze(). */
+  train(mode = true): this {
+    this.trainingMode = mode;
+    this.native.setTraining(mode, [...this.frozenBatchNorm]);
+    return this;
+  }
+
+  eval(): this {
+    return this.train(false);
+  }
+
+  async to(device: string): Promise<this> {
+    if (typeof device !== 'string' || !/^(cpu|cuda(:\d+)?)$/.test(device)) {
+      throw invalid("device 'cpu', 'cuda' or 'cuda:N'", 'device', device);
+    }
+    await this.native.to(device);
+    return this;
+  }
+
+  namedModules(): Array<{ name: string; type: string; training: boolean }> {
+    return this.native.namedModules().map((m) => ({ ...m, type: m.type.replace(/^torch::nn::|Impl$/g, '') }));
+  }
+
+  /** Parameters by state_dict name; the tensors share memory with the model. */
+  namedParameters(): StateDict {
+    return toMap(this.native.namedParameters());
+  }
+
+  namedBuffers(): StateDict {
+    return toMap(this.native.namedBuffers());
+  }
+
+  /** Parameters and buffers in torch's state_dict order, sharing memory with the model. */
+  stateDict(): StateDict {
+    return toMap(this.native.stateDict());
+  }
+
+  /**
+   * Copies values in by name. A shape mismatch is an error naming the key and both shapes (nothing is
+   * copied then); with strict (default) missing or unexpected keys are an error too.
+   */
+  async loadStateDict(dict: StateDict | Record<string, Tensor>, options: { strict?: boolean } = {}): Promise<LoadResult> {
+    const entries: Array<[string, unknown]> =
+      dict instanceof Map ? [...dict.entries()] : Object.entries(plainObject('stateDict', dict));
+    for (const [name, value] of entries) {
+      if (!(value instanceof Tensor)) throw invalid('Tensor', `stateDict['${name}']`, value);
+    }
+    return this.native.loadStateDict(
+      entries.map(([name, t]) => [name, (t as Tensor).native]),
+      options.strict ?? true,
+    );
+  }
+
+  /** Stops gradients for the chosen parameters (all by default). Returns the names frozen. */
+  freeze(options: FreezeOptions = {}): string[] {
+    knownKeys('freeze options', plainObject('options', options), ['except', 'only', 'predicate', 'freezeBatchNorm']);
+    const except = options.except === undefined ? [] : prefixList('except', options.except);
+    const only = options.only === undefined ? undefined : prefixList('only', options.only);
+    if (options.predicate !== undefined && typeof options.predicate !== 'function') {
+      throw invalid('function', 'predicate', options.predicate);
+    }
+    const names = [...this.native.namedParameters()].map(([name]) => name);
+    const chosen = names.filter(
+      (name) =>
+        !underPrefix(name, except) &&
+        (only === undefined || underPrefix(name, only)) &&
+        (options.predicate === undefined || options.predicate(name)),
+    );
+    this.native.setRequiresGrad(chosen, false);
+    if (options.freezeBatchNorm ?? true) {
+      for (const module of this.batchNormModules()) {
+        if (chosen.includes(`${module}.weight`) && chosen.includes(`${module}.bias`)) this.frozenBatchNorm.add(module);
+      }
+      this.train(this.trainingMode);
+    }
+    return chosen;
+  }
+
+  /** Lets gradients flow again (to all parameters, or those under `only`). Returns the names. */
+  unfreeze(options: { only?: string[] } = {}): string[] {
+    const only = options.only === undefined ? undefined : prefixList('only', options.only);
+    const names = [...this.native.namedParameters()]
+      .map(([name]) => name)
+      .filter((name) => only === undefined || underPrefix(name, only));
+    this.native.setRequiresGrad(names, true);
+    for (const module of [...this.frozenBatchNorm]) {
+      if (only === undefined || underPrefix(module, only)) this.frozenBatchNorm.delete(module);
+    }
+    this.train(this.trainingMode);
+    return names;
+  }
+
+  /** The parameters an optimizer should step: those with requiresGrad. */
+  trainableParameters(): StateDict {
+    const trainable: StateDict = new Map();
+    for (const [name, t] of this.namedParameters()) {
+      if (t.requiresGrad) trainable.set(name, t);
+      else t.dispose();
+    }
+    return trainable;
+  }
+
+  private batchNormModules(): string[] {
+    return this.native
+      .namedModules()
+      .filter((m) => /BatchNorm/.test(m.type))
+      .map((m) => m.name);
+  }
+
+  /** Frees the network now; work already queued finishes first. Safe to call twice. */
+  dispose(): void {
+    this.native.dispose();
+  }
+}
+
+/** A new model with PyTorch's default initialisation (torchvision's for ResNets and VGG). */
+export function createModel(arch: Architecture, options: ModelOptions = {}): Model {
+  return new Model(arch, options);
+}

@@ -1,0 +1,35 @@
+// The networks finetorch builds: torch::nn modules whose registered names are torchvision's, so
+// named_parameters()/named_buffers() are exactly torchvision's state_dict keys.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include <torch/nn.h>
+
+namespace finetorch {
+
+enum class HeadKind { Linear, Conv1x1 };
+
+struct NetOptions {
+  std::string arch;  // alexnet, resnet18, resnet34, resnet50, vgg16
+  int64_t numClasses = 1000;
+  HeadKind head = HeadKind::Linear;
+  double dropout = 0.5;
+};
+
+class Net : public torch::nn::Module {
+ public:
+  virtual torch::Tensor forward(const torch::Tensor& images) { return classify(features(images)); }
+  // The penultimate representation (AlexNet/VGG 4096-d after the last hidden ReLU, ResNet pooled).
+  virtual torch::Tensor features(const torch::Tensor& images) = 0;
+  // The head alone, applied to features(): lets a frozen backbone's features be cached.
+  virtual torch::Tensor classify(const torch::Tensor& features) = 0;
+  // The state_dict prefix of the replaceable head ("fc", "classifier.6").
+  virtual std::string headPrefix() const = 0;
+  virtual int64_t featureDim() const = 0;
+};
+
+std::shared_ptr<Net> createNet(const NetOptions& options);
+
+}  // namespace finetorch
