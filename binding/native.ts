@@ -34,6 +34,8 @@ export interface NativeTensor {
   readonly disposed: boolean;
   readonly byteLength: number;
   toTypedArray(): AnyTypedArray;
+  /** Raw bytes of a contiguous CPU copy. */
+  toBytes(): Buffer;
   to(device: string, dtype?: DType): Promise<NativeTensor>;
   clone(): NativeTensor;
   dispose(): void;
@@ -80,6 +82,8 @@ export interface NativeModel {
   stateDict(): NamedTensors;
   setRequiresGrad(names: string[], flag: boolean): void;
   loadStateDict(entries: NamedTensors, strict: boolean): Promise<{ missingKeys: string[]; unexpectedKeys: string[] }>;
+  backward(images: NativeTensor, labels: NativeTensor, options?: { labelSmoothing?: number }): Promise<{ loss: number; correct1: number; correct5: number }>;
+  namedGradients(): NamedTensors;
   to(device: string): Promise<void>;
   readonly device: string;
   readonly headPrefix: string;
@@ -92,8 +96,23 @@ export interface NativeModelConstructor {
   new (options: NativeModelOptions): NativeModel;
 }
 
+/** What torch.save files hold: Map for dicts (keys in file order), arrays for lists and tuples. */
+export type PickleValue =
+  | null
+  | boolean
+  | number
+  | bigint
+  | string
+  | Buffer
+  | NativeTensor
+  | PickleValue[]
+  | Map<string | number | bigint, PickleValue>;
+
 export interface NativeAddon {
   Tensor: NativeTensorConstructor;
+  loadTorchFile(path: string): Promise<{ format: 'zip' | 'legacy'; value: PickleValue }>;
+  /** Maps are saved as OrderedDicts, plain objects as dicts; atomic (temp file, fsync, rename). */
+  saveTorchFile(path: string, value: unknown): Promise<void>;
   Model: NativeModelConstructor;
   info(): RuntimeInfo;
   getNumThreads(): number;

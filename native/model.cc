@@ -5,6 +5,7 @@
 #include "addon.h"
 #include "device.h"
 #include "errors.h"
+#include "ops/loss.h"
 #include "tensor.h"
 
 namespace finetorch {
@@ -65,6 +66,8 @@ Napi::Function ModelWrap::define(Napi::Env env) {
                          InstanceMethod<&ModelWrap::stateDict>("stateDict"),
                          InstanceMethod<&ModelWrap::setRequiresGrad>("setRequiresGrad"),
                          InstanceMethod<&ModelWrap::loadStateDict>("loadStateDict"),
+                         InstanceMethod<&ModelWrap::backward>("backward"),
+                         InstanceMethod<&ModelWrap::namedGradients>("namedGradients"),
                          InstanceMethod<&ModelWrap::to>("to"),
                          InstanceAccessor<&ModelWrap::device>("device"),
                          InstanceAccessor<&ModelWrap::headPrefix>("headPrefix"),
@@ -256,6 +259,51 @@ Napi::Value ModelWrap::loadStateDict(const Napi::CallbackInfo& info) {
           return out;
         });
   });
+}
+
+// backward(images, labels, { labelSmoothing }) -> Promise<{ loss, correct1, correct5 }>: zeroes the
+// gradients, then forward, cross-entropy and backward; the gradients stay for namedGradients().
+Napi::Value ModelWrap::backward(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return guarded(env, [&]() -> Napi::Value {
+    auto net = live(env);
+    auto images = TensorWrap::unwrap(info[0], "images");
+    auto labels = TensorWrap::unwrap(info[1], "labels");
+    LossOptions loss;
+    if (info.Length() > 2 && info[2].IsObject()) {
+      auto options = info[2].As<Napi::Object>();
+      if (options.Has("labelSmoothing")) loss.labelSmoothing = options.Get("labelSmoothing").As<Napi::Number>().DoubleValue();
+    }
+    struct Result {
+      double loss = 0;
+      TopK topk;
+    };
+    return Addon::of(env).queue().run<Result>(
+        env,
+        [net, images, labels, loss] {
+          net->zero_grad();
+          auto target = labels.to(images.device());
+          auto logits = net->forward(images);
+          auto value = crossEntropy(logits, target, loss);
+          value.backward();
+          return Result{value.item<double>(), countCorrect(logits, target)};
+        },
+        [](Napi::Env e, Result& r) -> Napi::Value {
+          auto out = Napi::Object::New(e);
+          out.Set("loss", r.loss);
+          out.Set("correct1", static_cast<double>(r.topk.correct1));
+          out.Set("correct5", static_cast<double>(r.topk.correct5));
+          return out;
+        });
+  });
+}
+
+Napi::Value ModelWrap::namedGradients(const Napi::CallbackInfo& info) {
+  std::vector<std::pair<std::string, torch::Tensor>> grads;
+  for (auto& [name, param] : orderedState(*live(info.Env()), true, false)) {
+    if (param.grad().defined()) grads.emplace_back(name, param.grad());
+  }
+  return toEntries(info.Env(), grads);
 }
 
 Napi::Value ModelWrap::to(const Napi::CallbackInfo& info) {

@@ -29,6 +29,8 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
   Napi::Value stateDict(const Napi::CallbackInfo& info);
   Napi::Value setRequiresGrad(const Napi::CallbackInfo& info);
   Napi::Value loadStateDict(const Napi::CallbackInfo& info);
+  Napi::Value backward(const Napi::CallbackInfo& info);
+  Napi::Value namedGradients(const Napi::CallbackInfo& info);
   Napi::Value to(const Napi::CallbackInfo& info);
   Napi::Value device(const Napi::CallbackInfo& info);
   Napi::Value headPrefix(const Napi::CallbackInfo& info);

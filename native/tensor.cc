@@ -37,6 +37,7 @@ Napi::Function TensorWrap::define(Napi::Env env) {
                          InstanceAccessor<&TensorWrap::disposed>("disposed"),
                          InstanceAccessor<&TensorWrap::byteLength>("byteLength"),
                          InstanceMethod<&TensorWrap::toTypedArray>("toTypedArray"),
+                         InstanceMethod<&TensorWrap::toBytes>("toBytes"),
                          InstanceMethod<&TensorWrap::to>("to"),
                          InstanceMethod<&TensorWrap::clone>("clone"),
                          InstanceMethod<&TensorWrap::dispose>("dispose"),
@@ -167,6 +168,15 @@ Napi::Value TensorWrap::toTypedArray(const Napi::CallbackInfo& info) {
     NAPI_THROW_IF_FAILED(env, napi_create_typedarray(env, arrayType, tensor.numel(), buffer, 0, &array),
                          Napi::Value());
     return Napi::Value(env, array);
+  });
+}
+
+// The raw little-endian bytes of a contiguous CPU copy, whatever the dtype (for file writers).
+Napi::Value TensorWrap::toBytes(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return guarded(env, [&]() -> Napi::Value {
+    auto tensor = live(env).detach().to(torch::kCPU).contiguous();
+    return Napi::Buffer<uint8_t>::Copy(env, static_cast<const uint8_t*>(tensor.data_ptr()), tensor.nbytes());
   });
 }
 

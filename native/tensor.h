@@ -26,6 +26,7 @@ class TensorWrap : public Napi::ObjectWrap<TensorWrap> {
   Napi::Value disposed(const Napi::CallbackInfo& info);
   Napi::Value byteLength(const Napi::CallbackInfo& info);
   Napi::Value toTypedArray(const Napi::CallbackInfo& info);
+  Napi::Value toBytes(const Napi::CallbackInfo& info);
   Napi::Value to(const Napi::CallbackInfo& info);
   Napi::Value clone(const Napi::CallbackInfo& info);
   Napi::Value dispose(const Napi::CallbackInfo& info);

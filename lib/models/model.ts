@@ -63,6 +63,22 @@ export function validateImages(name: string, input: unknown): Tensor {
   return input;
 }
 
+/** Class indices: an int64 tensor of shape [batch] with values in [0, numClasses). */
+export function validateLabels(labels: unknown, batch: number, numClasses: number): Tensor {
+  if (!(labels instanceof Tensor)) throw invalid('Tensor', 'labels', labels);
+  if (labels.dtype !== 'int64') throw new TypeError(`Expected labels of dtype int64 but received ${labels.dtype}`);
+  if (labels.shape.length !== 1 || labels.shape[0] !== batch) {
+    throw new TypeError(`Expected labels of shape [${batch}] (one per image) but received [${labels.shape.join(', ')}]`);
+  }
+  const values = labels.toTypedArray() as BigInt64Array;
+  for (let i = 0; i < values.length; i++) {
+    if (values[i] < 0n || values[i] >= BigInt(numClasses)) {
+      throw new RangeError(`Expected labels between 0 and ${numClasses - 1} but received ${values[i]} at index ${i}`);
+    }
+  }
+  return labels;
+}
+
 export class Model {
   readonly arch: Architecture;
   readonly numClasses: number;
@@ -105,6 +121,26 @@ export class Model {
       throw new TypeError(`Expected features of shape [N, ${this.featureDim}] but received [${shape.join(', ')}]`);
     }
     return new Tensor(await this.native.classify(features.native, options.grad === true));
+  }
+
+  /**
+   * Zeroes the gradients, then forward, cross-entropy and backward on one batch; the gradients stay
+   * on the parameters (see namedGradients()). Resolves with the loss and top-1/top-5 correct counts.
+   */
+  async backward(
+    images: Tensor,
+    labels: Tensor,
+    options: { labelSmoothing?: number } = {},
+  ): Promise<{ loss: number; correct1: number; correct5: number }> {
+    validateImages('images', images);
+    validateLabels(labels, images.shape[0], this.numClasses);
+    const labelSmoothing = numberInRange('labelSmoothing', options.labelSmoothing ?? 0, 0, 1);
+    return this.native.backward(images.native, labels.native, { labelSmoothing });
+  }
+
+  /** Gradients left by the last backward, by parameter name (parameters without one are absent). */
+  namedGradients(): StateDict {
+    return toMap(this.native.namedGradients());
   }
 
   get featureDim(): number {

@@ -110,12 +110,12 @@ class ResNet : public Net {
 
   torch::Tensor forward(const torch::Tensor& images) override {
     auto map = backbone(images);
-    if (head_ == HeadKind::Conv1x1) return torch::flatten(torch::adaptive_avg_pool2d(fcConv->forward(map), 1), 1);
-    return fc->forward(torch::flatten(torch::adaptive_avg_pool2d(map, 1), 1));
+    if (head_ == HeadKind::Conv1x1) return torch::flatten(torch::adaptive_avg_pool2d(fcConv->forward(map), {1, 1}), 1);
+    return fc->forward(torch::flatten(torch::adaptive_avg_pool2d(map, {1, 1}), 1));
   }
 
   torch::Tensor features(const torch::Tensor& images) override {
-    return torch::flatten(torch::adaptive_avg_pool2d(backbone(images), 1), 1);
+    return torch::flatten(torch::adaptive_avg_pool2d(backbone(images), {1, 1}), 1);
   }
 
   // A 1x1 conv commutes with averaging, so on pooled features it is the same map as on the grid.

@@ -1,4 +1,0 @@
-#include "addon.h"
-namespace finetorch {
-void registerSerialization(Napi::Env, Napi::Object, Addon&) {}
-}

@@ -1,0 +1,120 @@
+// finetorch against torchvision on the same weights and inputs: names, shapes, logits, gradients.
+import * as fs from 'fs';
+import * as path from 'path';
+import { createModel, loadPretrained, loadTorchFile, Tensor, type Model } from '../../lib';
+import { relativeError, writeTorchFixtures, type Fixtures } from '../helpers/torch-fixtures';
+
+const fixtures: Fixtures | null = writeTorchFixtures();
+const suite = fixtures ? describe : describe.skip;
+
+function values(t: Tensor | undefined): Float32Array {
+  if (!t) throw new Error('missing reference tensor');
+  return t.toTypedArray() as Float32Array;
+}
+
+suite('parity with torchvision (PyTorch 1.13 reference)', () => {
+  let refs: Map<string, Tensor>;
+  const errors: Record<string, number> = {};
+  const dir = fixtures?.dir ?? '';
+
+  beforeAll(async () => {
+    refs = (await loadTorchFile(path.join(dir, 'refs.pth'))).value as Map<string, Tensor>;
+  });
+  afterAll(() => {
+    console.log(`max relative errors vs PyTorch:\n${Object.entries(errors).map(([k, v]) => `  ${k}: ${v.toExponential(2)}`).join('\n')}`);
+    fixtures?.cleanup();
+  });
+
+  function compare(name: string, actual: Tensor, expected: Tensor | undefined, tolerance: number): void {
+    expect(actual.shape).toEqual(expected?.shape);
+    const error = relativeError(values(actual), values(expected));
+    errors[name] = Math.max(errors[name] ?? 0, error);
+    expect(error).toBeLessThan(tolerance);
+  }
+
+  test.each(['alexnet', 'resnet18', 'resnet34', 'resnet50', 'vgg16'] as const)(
+    '%s has exactly torchvision’s state_dict names, order, shapes and dtypes',
+    (arch) => {
+      const expected = JSON.parse(fs.readFileSync(path.join(dir, 'shapes.json'), 'utf8'))[arch] as Array<[string, number[], string]>;
+      const model = createModel(arch, { numClasses: 10 });
+      const actual = [...model.stateDict()].map(([name, t]) => [name, t.shape, `torch.${t.dtype}`]);
+      expect(actual).toEqual(expected);
+      model.dispose();
+    },
+  );
+
+  describe('resnet18', () => {
+    let model: Model;
+    beforeAll(async () => {
+      model = createModel('resnet18');
+      const result = await loadPretrained(model, path.join(dir, 'resnet18.pth'));
+      expect(result).toMatchObject({ missingKeys: [], unexpectedKeys: [], skippedKeys: [] });
+    });
+    afterAll(() => model.dispose());
+
+    test('eval-mode logits and features', async () => {
+      model.eval();
+      compare('resnet18 eval logits', await model.forward(refs.get('x')!), refs.get('resnet18.eval'), 1e-5);
+      compare('resnet18 features', await model.features(refs.get('x')!), refs.get('resnet18.features'), 1e-5);
+    });
+
+    test('train-mode logits (batch statistics), loss and every gradient after one backward', async () => {
+      const fresh = createModel('resnet18');
+      await loadPretrained(fresh, path.join(dir, 'resnet18.pth'));
+      fresh.train();
+      const x = refs.get('x')!;
+      compare('resnet18 train logits', await fresh.forward(x), refs.get('resnet18.train.logits'), 1e-5);
+      // forward in train mode moved the running stats: start again from the file for the backward
+      await loadPretrained(fresh, path.join(dir, 'resnet18.pth'));
+      const { loss } = await fresh.backward(x, refs.get('labels')!);
+      const expectedLoss = values(refs.get('resnet18.train.loss'))[0];
+      errors['resnet18 loss'] = Math.abs(loss - expectedLoss) / Math.abs(expectedLoss);
+      expect(errors['resnet18 loss']).toBeLessThan(1e-5);
+      const grads = fresh.namedGradients();
+      expect(grads.size).toBe(62);
+      for (const [name, grad] of grads) compare('resnet18 gradients', grad, refs.get(`resnet18.train.grad.${name}`), 1e-4);
+      // running stats after one train-mode forward match PyTorch's update rule
+      fresh.dispose();
+    });
+  });
+
+  describe('alexnet (legacy-format weights, as torchvision’s alexnet-owt file)', () => {
+    let model: Model;
+    beforeAll(async () => {
+      model = createModel('alexnet');
+      const result = await loadPretrained(model, path.join(dir, 'alexnet-legacy.pth'));
+      expect(result.format).toBe('legacy');
+      model.eval();
+    });
+    afterAll(() => model.dispose());
+
+    test('eval-mode logits and 4096-d features', async () => {
+      compare('alexnet eval logits', await model.forward(refs.get('x')!), refs.get('alexnet.eval'), 1e-5);
+      compare('alexnet features', await model.features(refs.get('x')!), refs.get('alexnet.features'), 1e-5);
+    });
+
+    test('loss and every gradient', async () => {
+      const { loss } = await model.backward(refs.get('x')!, refs.get('labels')!);
+      const expectedLoss = values(refs.get('alexnet.evalmode.loss'))[0];
+      errors['alexnet loss'] = Math.abs(loss - expectedLoss) / Math.abs(expectedLoss);
+      expect(errors['alexnet loss']).toBeLessThan(1e-5);
+      const grads = model.namedGradients();
+      expect(grads.size).toBe(16);
+      for (const [name, grad] of grads) compare('alexnet gradients', grad, refs.get(`alexnet.evalmode.grad.${name}`), 1e-4);
+    });
+  });
+
+  test('the conv1x1 head equals PyTorch’s 1x1 conv on layer4 followed by global average pooling', async () => {
+    const model = createModel('resnet18', { numClasses: 10, head: 'conv1x1' });
+    const result = await loadPretrained(model, path.join(dir, 'resnet18-conv1x1.pth'));
+    expect(result.missingKeys).toEqual([]);
+    const fc = model.namedParameters().get('fc.weight')!;
+    expect(fc.shape).toEqual([10, 512, 1, 1]);
+    model.eval();
+    const x = refs.get('x')!;
+    compare('conv1x1 head logits', await model.forward(x), refs.get('conv1x1.eval'), 1e-5);
+    // the head on cached (pooled) features gives the same logits
+    compare('conv1x1 head on features', await model.classify(await model.features(x)), refs.get('conv1x1.eval'), 1e-5);
+    model.dispose();
+  });
+});
