@@ -108,8 +108,75 @@ export type PickleValue =
   | PickleValue[]
   | Map<string | number | bigint, PickleValue>;
 
+export interface NativeParamGroup {
+  params: string[];
+  lr: number;
+  weightDecay: number;
+  momentum: number;
+  dampening: number;
+  nesterov: boolean;
+  betas: [number, number];
+  eps: number;
+  amsgrad: boolean;
+}
+
+export interface NativeOptimizerStateEntry {
+  index: number;
+  step?: number;
+  momentum_buffer?: NativeTensor;
+  exp_avg?: NativeTensor;
+  exp_avg_sq?: NativeTensor;
+  max_exp_avg_sq?: NativeTensor;
+}
+
+export interface NativeOptimizer {
+  getLr(group: number): number;
+  setLr(group: number, lr: number): void;
+  readonly groupCount: number;
+  stateEntries(): NativeOptimizerStateEntry[];
+  loadStateEntries(entries: NativeOptimizerStateEntry[]): void;
+  dispose(): void;
+}
+
+export interface NativeOptimizerConstructor {
+  new (model: NativeModel, options: { type: 'sgd' | 'adam' | 'adamw'; groups: NativeParamGroup[] }): NativeOptimizer;
+}
+
+export interface NativeStepOptions {
+  labelSmoothing: number;
+  classWeights: NativeTensor | null;
+  clipGradNorm: number;
+  gradStatsBins: number;
+  /** The inputs are features() outputs: only the head runs. */
+  features: boolean;
+  returnLogits?: boolean;
+}
+
+export interface NativeGradStat {
+  name: string;
+  norm: number;
+  min: number;
+  max: number;
+  histogram: Float32Array;
+}
+
+export interface NativeStepResult {
+  loss: number;
+  correct1: number;
+  correct5: number;
+  count: number;
+  gradNorm?: number;
+  gradStats?: NativeGradStat[];
+  logits?: NativeTensor;
+}
+
 export interface NativeAddon {
   Tensor: NativeTensorConstructor;
+  Optimizer: NativeOptimizerConstructor;
+  trainStep(model: NativeModel, optimizer: NativeOptimizer, images: NativeTensor, labels: NativeTensor, options: NativeStepOptions): Promise<NativeStepResult>;
+  evalStep(model: NativeModel, images: NativeTensor, labels: NativeTensor | null, options: NativeStepOptions): Promise<NativeStepResult>;
+  getRngState(): NativeTensor;
+  setRngState(state: NativeTensor): void;
   loadTorchFile(path: string): Promise<{ format: 'zip' | 'legacy'; value: PickleValue }>;
   /** Maps are saved as OrderedDicts, plain objects as dicts; atomic (temp file, fsync, rename). */
   saveTorchFile(path: string, value: unknown): Promise<void>;

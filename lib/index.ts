@@ -4,3 +4,4 @@ export type { DType, TensorOptions } from './tensor';
 export { runtimeInfo, setNumThreads, getNumThreads, manualSeed } from './runtime';
 export type { RuntimeInfo } from './runtime';
 export * from './models';
+export * from './training';

@@ -12,6 +12,8 @@ Addon::Addon(Napi::Env env, Napi::Object exports) {
   registerRuntime(env, exports, *this);
   registerModel(env, exports, *this);
   registerSerialization(env, exports, *this);
+  registerOptimizer(env, exports, *this);
+  registerTraining(env, exports, *this);
 }
 
 }  // namespace finetorch

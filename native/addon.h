@@ -30,5 +30,7 @@ void registerTensor(Napi::Env env, Napi::Object exports, Addon& addon);
 void registerRuntime(Napi::Env env, Napi::Object exports, Addon& addon);
 void registerModel(Napi::Env env, Napi::Object exports, Addon& addon);
 void registerSerialization(Napi::Env env, Napi::Object exports, Addon& addon);
+void registerOptimizer(Napi::Env env, Napi::Object exports, Addon& addon);
+void registerTraining(Napi::Env env, Napi::Object exports, Addon& addon);
 
 }  // namespace finetorch

@@ -3,12 +3,15 @@
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
+import { getNumThreads } from '../../lib/runtime';
 import { findTorchPython, runPython, torchPythonUnavailableReason } from './python';
 
 const SCRIPT = String.raw`
 import copy, json, os, subprocess, sys, builtins
 import torch, torchvision
 out = sys.argv[1]
+# the same intra-op thread count as finetorch: parallel reductions then sum in the same order
+torch.set_num_threads(int(sys.argv[2]))
 torch.manual_seed(0)
 
 def randomize_bn(model):
@@ -88,7 +91,7 @@ export function writeTorchFixtures(): Fixtures | null {
     return null;
   }
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'finetorch-fixtures-'));
-  runPython(SCRIPT, [dir]);
+  runPython(SCRIPT, [dir, String(getNumThreads())]);
   return { dir, cleanup: () => fs.rmSync(dir, { recursive: true, force: true }) };
 }
 

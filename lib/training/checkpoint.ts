@@ -1,0 +1,109 @@
+// Checkpoints: everything a run needs to continue exactly where it stopped, in a zip-format .pth
+// whose 'state_dict' PyTorch loads directly. Written atomically (temp file, fsync, rename).
+import * as fs from 'fs';
+import * as path from 'path';
+import { native } from '../../binding';
+import type { Model } from '../models/model';
+import { loadTorchFile, saveTorchFile } from '../models/weights';
+import { Tensor } from '../tensor';
+import type { Optimizer, OptimizerState } from './optimizer';
+import type { LrScheduler, SchedulerState } from './schedulers';
+
+export interface CheckpointState {
+  model: Model;
+  optimizer?: Optimizer;
+  scheduler?: LrScheduler;
+  epoch: number;
+  step: number;
+  bestMetric?: number | null;
+  /** The resolved run configuration, kept with the weights. */
+  config?: unknown;
+  /** Extra JSON-serialisable state of the caller (e.g. its data-order RNG). */
+  extra?: unknown;
+}
+
+export interface LoadedCheckpoint {
+  stateDict: Map<string, Tensor>;
+  optimizer?: Map<string, unknown>;
+  scheduler?: SchedulerState;
+  epoch: number;
+  step: number;
+  bestMetric: number | null;
+  config?: unknown;
+  extra?: unknown;
+  rngState?: Tensor;
+  arch?: string;
+}
+
+/** The libtorch CPU generator's state (dropout, random init), as a uint8 tensor. */
+export function getRngState(): Tensor {
+  return new Tensor(native().getRngState());
+}
+
+export function setRngState(state: Tensor): void {
+  native().setRngState(state.native);
+}
+
+export async function saveCheckpoint(file: string, state: CheckpointState): Promise<void> {
+  const optimizerState: OptimizerState | undefined = state.optimizer?.stateDict();
+  const value = new Map<string, unknown>([
+    ['arch', state.model.arch],
+    ['num_classes', state.model.numClasses],
+    ['head', state.model.head],
+    ['state_dict', state.model.stateDict()],
+    ['epoch', state.epoch],
+    ['step', state.step],
+    ['best_metric', state.bestMetric ?? null],
+    ['rng_state', getRngState()],
+    ['config_json', JSON.stringify(state.config ?? null)],
+    ['extra_json', JSON.stringify(state.extra ?? null)],
+  ]);
+  if (optimizerState) value.set('optimizer', new Map(Object.entries(optimizerState)));
+  if (state.scheduler) value.set('scheduler_json', JSON.stringify(state.scheduler.stateDict()));
+  await fs.promises.mkdir(path.dirname(path.resolve(file)), { recursive: true });
+  await saveTorchFile(file, value);
+}
+
+export async function loadCheckpoint(file: string): Promise<LoadedCheckpoint> {
+  const { value } = await loadTorchFile(file);
+  if (!(value instanceof Map) || !(value.get('state_dict') instanceof Map)) {
+    throw new Error(`cannot load '${file}': not a finetorch checkpoint (no 'state_dict' entry)`);
+  }
+  const json = (key: string): unknown => {
+    const text = value.get(key);
+    return typeof text === 'string' ? JSON.parse(text) : undefined;
+  };
+  return {
+    stateDict: value.get('state_dict') as Map<string, Tensor>,
+    optimizer: value.get('optimizer') as Map<string, unknown> | undefined,
+    scheduler: json('scheduler_json') as SchedulerState | undefined,
+    epoch: Number(value.get('epoch') ?? 0),
+    step: Number(value.get('step') ?? 0),
+    bestMetric: (value.get('best_metric') as number | null) ?? null,
+    config: json('config_json') ?? undefined,
+    extra: json('extra_json') ?? undefined,
+    rngState: value.get('rng_state') as Tensor | undefined,
+    arch: value.get('arch') as string | undefined,
+  };
+}
+
+/** Restores a loaded checkpoint into live objects (weights, optimizer, scheduler, RNG). */
+export async function restoreCheckpoint(
+  checkpoint: LoadedCheckpoint,
+  target: { model: Model; optimizer?: Optimizer; scheduler?: LrScheduler },
+): Promise<void> {
+  await target.model.loadStateDict(checkpoint.stateDict, { strict: true });
+  if (target.optimizer && checkpoint.optimizer) target.optimizer.loadStateDict(checkpoint.optimizer);
+  if (target.scheduler && checkpoint.scheduler) target.scheduler.loadStateDict(checkpoint.scheduler);
+  if (checkpoint.rngState) setRngState(checkpoint.rngState);
+}
+
+/** Writes `last.pth`, and `best.pth` too when this is the best so far: each atomically. */
+export async function writeCheckpoints(dir: string, state: CheckpointState, isBest: boolean): Promise<{ last: string; best?: string }> {
+  const last = path.join(dir, 'last.pth');
+  await saveCheckpoint(last, state);
+  if (!isBest) return { last };
+  const best = path.join(dir, 'best.pth');
+  await saveCheckpoint(best, state);
+  return { last, best };
+}

@@ -1,0 +1,38 @@
+// The JS Optimizer: libtorch's SGD, Adam or AdamW over one model's parameters, in named groups.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <napi.h>
+#include <torch/optim.h>
+
+#include "models/net.h"
+
+namespace finetorch {
+
+class OptimizerWrap : public Napi::ObjectWrap<OptimizerWrap> {
+ public:
+  static Napi::Function define(Napi::Env env);
+  static OptimizerWrap* unwrap(Napi::Value value, const char* argumentName);
+  explicit OptimizerWrap(const Napi::CallbackInfo& info);
+
+  std::shared_ptr<torch::optim::Optimizer> optimizer() const;
+  std::shared_ptr<Net> net() const { return net_; }
+
+ private:
+  Napi::Value getLr(const Napi::CallbackInfo& info);
+  Napi::Value setLr(const Napi::CallbackInfo& info);
+  Napi::Value groupCount(const Napi::CallbackInfo& info);
+  Napi::Value stateEntries(const Napi::CallbackInfo& info);
+  Napi::Value loadStateEntries(const Napi::CallbackInfo& info);
+  Napi::Value dispose(const Napi::CallbackInfo& info);
+
+  std::string type_;
+  std::shared_ptr<Net> net_;
+  std::shared_ptr<torch::optim::Optimizer> optimizer_;
+  std::vector<torch::Tensor> ordered_;  // every parameter, group by group: PyTorch's state indices
+};
+
+}  // namespace finetorch

@@ -1,0 +1,191 @@
+// One native call per batch: trainStep (forward, loss, backward, clipping, optimizer step) and
+// evalStep (no graph), plus the RNG state that checkpoints carry.
+#include <ATen/CPUGeneratorImpl.h>
+
+#include <cmath>
+
+#include "addon.h"
+#include "errors.h"
+#include "model.h"
+#include "ops/loss.h"
+#include "optimizer.h"
+#include "tensor.h"
+
+namespace finetorch {
+
+namespace {
+
+struct GradStat {
+  std::string name;
+  double norm = 0;
+  double min = 0, max = 0;
+  std::vector<float> histogram;
+};
+
+struct StepResult {
+  double loss = 0;
+  TopK topk;
+  int64_t count = 0;
+  double gradNorm = -1;  // -1: not computed
+  std::vector<GradStat> gradStats;
+  torch::Tensor logits;
+};
+
+LossOptions lossOptions(const Napi::Object& options) {
+  LossOptions loss;
+  loss.labelSmoothing = options.Get("labelSmoothing").As<Napi::Number>().DoubleValue();
+  auto weights = options.Get("classWeights");
+  if (!weights.IsNull() && !weights.IsUndefined()) loss.classWeights = TensorWrap::unwrap(weights, "classWeights");
+  return loss;
+}
+
+Napi::Object resultToJs(Napi::Env env, StepResult& r) {
+  auto out = Napi::Object::New(env);
+  out.Set("loss", r.loss);
+  out.Set("correct1", static_cast<double>(r.topk.correct1));
+  out.Set("correct5", static_cast<double>(r.topk.correct5));
+  out.Set("count", static_cast<double>(r.count));
+  if (r.gradNorm >= 0) out.Set("gradNorm", r.gradNorm);
+  if (!r.gradStats.empty()) {
+    auto stats = Napi::Array::New(env, r.gradStats.size());
+    for (size_t i = 0; i < r.gradStats.size(); i++) {
+      auto s = Napi::Object::New(env);
+      s.Set("name", r.gradStats[i].name);
+      s.Set("norm", r.gradStats[i].norm);
+      s.Set("min", r.gradStats[i].min);
+      s.Set("max", r.gradStats[i].max);
+      auto counts = Napi::Float32Array::New(env, r.gradStats[i].histogram.size());
+      std::copy(r.gradStats[i].histogram.begin(), r.gradStats[i].histogram.end(), counts.Data());
+      s.Set("histogram", counts);
+      stats.Set(static_cast<uint32_t>(i), s);
+    }
+    out.Set("gradStats", stats);
+  }
+  if (r.logits.defined()) out.Set("logits", TensorWrap::wrap(env, r.logits));
+  return out;
+}
+
+// trainStep(model, optimizer, images, labels, { labelSmoothing, classWeights, clipGradNorm, gradStatsBins })
+Napi::Value trainStep(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return guarded(env, [&]() -> Napi::Value {
+    auto net = ModelWrap::unwrap(info[0], "model");
+    auto* optimizerWrap = OptimizerWrap::unwrap(info[1], "optimizer");
+    auto optimizer = optimizerWrap->optimizer();
+    auto images = TensorWrap::unwrap(info[2], "images");
+    auto labels = TensorWrap::unwrap(info[3], "labels");
+    auto options = info[4].As<Napi::Object>();
+    auto loss = lossOptions(options);
+    double clip = options.Get("clipGradNorm").As<Napi::Number>().DoubleValue();
+    int64_t bins = options.Get("gradStatsBins").As<Napi::Number>().Int64Value();
+    bool featuresInput = options.Get("features").ToBoolean();
+    return Addon::of(env).queue().run<StepResult>(
+        env,
+        [net, optimizer, images, labels, loss, clip, bins, featuresInput] {
+          // gradients set to none, not zero: frozen parameters then get no update at all (weight
+          // decay and momentum included), as with PyTorch's zero_grad(set_to_none=True)
+          for (auto& p : net->parameters()) p.mutable_grad() = torch::Tensor();
+          auto target = labels.to(images.device());
+          auto logits = featuresInput ? net->classify(images) : net->forward(images);
+          auto value = crossEntropy(logits, target, loss);
+          double lossValue = value.item<double>();
+          if (!std::isfinite(lossValue)) {
+            throw std::runtime_error("loss is " + std::to_string(lossValue) +
+                                     ": the step was not applied (parameters unchanged); lower the learning rate or check the inputs");
+          }
+          value.backward();
+          StepResult result;
+          result.loss = lossValue;
+          result.count = images.size(0);
+          result.topk = countCorrect(logits, target);
+          std::vector<torch::Tensor> withGrad;
+          for (auto& p : net->parameters()) {
+            if (p.grad().defined()) withGrad.push_back(p);
+          }
+          if (clip > 0) {
+            result.gradNorm = torch::nn::utils::clip_grad_norm_(withGrad, clip);
+            if (!std::isfinite(result.gradNorm)) {
+              throw std::runtime_error("gradient norm is not finite: the step was not applied (parameters unchanged)");
+            }
+          }
+          if (bins > 0) {
+            torch::NoGradGuard noGrad;
+            for (auto& item : net->named_parameters()) {
+              const auto& grad = item.value().grad();
+              if (!grad.defined()) continue;
+              GradStat stat;
+              stat.name = item.key();
+              auto flat = grad.detach().to(torch::kFloat).flatten();
+              stat.norm = flat.norm().item<double>();
+              stat.min = flat.min().item<double>();
+              stat.max = flat.max().item<double>();
+              auto histogram = torch::histc(flat, bins, stat.min, stat.max).to(torch::kCPU).contiguous();
+              stat.histogram.assign(histogram.data_ptr<float>(), histogram.data_ptr<float>() + bins);
+              result.gradStats.push_back(std::move(stat));
+            }
+          }
+          optimizer->step();
+          return result;
+        },
+        [](Napi::Env e, StepResult& r) -> Napi::Value { return resultToJs(e, r); });
+  });
+}
+
+// evalStep(model, images, labels | null, { labelSmoothing, classWeights, returnLogits, features })
+Napi::Value evalStep(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return guarded(env, [&]() -> Napi::Value {
+    auto net = ModelWrap::unwrap(info[0], "model");
+    auto images = TensorWrap::unwrap(info[1], "images");
+    torch::Tensor labels;
+    if (!info[2].IsNull() && !info[2].IsUndefined()) labels = TensorWrap::unwrap(info[2], "labels");
+    auto options = info[3].As<Napi::Object>();
+    auto loss = lossOptions(options);
+    bool returnLogits = options.Get("returnLogits").ToBoolean();
+    bool featuresInput = options.Get("features").ToBoolean();
+    return Addon::of(env).queue().run<StepResult>(
+        env,
+        [net, images, labels, loss, returnLogits, featuresInput] {
+          torch::NoGradGuard noGrad;
+          auto logits = featuresInput ? net->classify(images) : net->forward(images);
+          StepResult result;
+          result.count = images.size(0);
+          if (labels.defined()) {
+            auto target = labels.to(images.device());
+            result.loss = crossEntropy(logits, target, loss).item<double>();
+            result.topk = countCorrect(logits, target);
+          }
+          if (returnLogits) result.logits = logits;
+          return result;
+        },
+        [](Napi::Env e, StepResult& r) -> Napi::Value { return resultToJs(e, r); });
+  });
+}
+
+Napi::Value getRngState(const Napi::CallbackInfo& info) {
+  auto generator = at::detail::getDefaultCPUGenerator();
+  std::lock_guard<std::mutex> lock(generator.mutex());
+  return TensorWrap::wrap(info.Env(), generator.get_state());
+}
+
+Napi::Value setRngState(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return guarded(env, [&]() -> Napi::Value {
+    auto state = TensorWrap::unwrap(info[0], "state");
+    auto generator = at::detail::getDefaultCPUGenerator();
+    std::lock_guard<std::mutex> lock(generator.mutex());
+    generator.set_state(state);
+    return env.Undefined();
+  });
+}
+
+}  // namespace
+
+void registerTraining(Napi::Env env, Napi::Object exports, Addon&) {
+  exports.Set("trainStep", Napi::Function::New<trainStep>(env, "trainStep"));
+  exports.Set("evalStep", Napi::Function::New<evalStep>(env, "evalStep"));
+  exports.Set("getRngState", Napi::Function::New<getRngState>(env, "getRngState"));
+  exports.Set("setRngState", Napi::Function::New<setRngState>(env, "setRngState"));
+}
+
+}  // namespace finetorch

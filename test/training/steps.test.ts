@@ -1,0 +1,231 @@
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import {
+  createModel,
+  createOptimizer,
+  createScheduler,
+  evalStep,
+  loadCheckpoint,
+  manualSeed,
+  randn,
+  restoreCheckpoint,
+  tensor,
+  trainStep,
+  writeCheckpoints,
+  type Model,
+  Tensor,
+} from '../../lib';
+import { findTorchPython, runPython } from '../helpers/python';
+
+const labels = (values: number[]) => tensor(new BigInt64Array(values.map(BigInt)));
+const bytesOf = (t: Tensor) => Buffer.from(t.native.toBytes());
+let scratch: string;
+beforeAll(() => {
+  scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'finetorch-steps-'));
+});
+afterAll(() => fs.rmSync(scratch, { recursive: true, force: true }));
+
+function batches(count: number, size: number, classes: number, seed: number): Array<[Tensor, Tensor]> {
+  manualSeed(seed);
+  return Array.from({ length: count }, (_, i) => [randn([2, 3, size, size]), labels([i % classes, (i + 1) % classes])]);
+}
+
+describe('trainStep', () => {
+  test('with a seed, two CPU runs give bit-identical losses', async () => {
+    const run = async () => {
+      manualSeed(42);
+      const model = createModel('resnet18', { numClasses: 3 }).train();
+      const optimizer = createOptimizer(model, { type: 'sgd', lr: 0.05, momentum: 0.9 });
+      const losses: number[] = [];
+      for (const [x, y] of batches(3, 32, 3, 7)) losses.push((await trainStep(model, optimizer, x, y)).loss);
+      model.dispose();
+      return losses;
+    };
+    const first = await run();
+    const second = await run();
+    expect(second).toEqual(first);
+    expect(new Set(first).size).toBe(3); // the steps really changed the model
+  });
+
+  test('resume from a checkpoint continues exactly like an uninterrupted run (dropout RNG, Adam, scheduler)', async () => {
+    const data = batches(6, 64, 3, 3);
+    const setup = () => {
+      const model = createModel('alexnet', { numClasses: 3 }).train();
+      const optimizer = createOptimizer(model, { type: 'adam', lr: 1e-4, groups: [{ prefixes: ['classifier.6'], lr: 1e-3 }] });
+      const scheduler = createScheduler(optimizer, { type: 'step', stepSize: 2, gamma: 0.5 });
+      return { model, optimizer, scheduler };
+    };
+    const step = async (s: ReturnType<typeof setup>, i: number) => {
+      const { loss } = await trainStep(s.model, s.optimizer, data[i][0], data[i][1]);
+      s.scheduler.step();
+      return loss;
+    };
+    manualSeed(5);
+    const straight = setup();
+    const init = new Map([...straight.model.stateDict()].map(([k, v]) => [k, v.clone()]));
+    const expected: number[] = [];
+    for (let i = 0; i < 6; i++) expected.push(await step(straight, i));
+
+    manualSeed(5);
+    const first = setup();
+    await first.model.loadStateDict(init);
+    const losses: number[] = [];
+    for (let i = 0; i < 3; i++) losses.push(await step(first, i));
+    const { last } = await writeCheckpoints(scratch, { ...first, epoch: 0, step: 3, bestMetric: 0.5, config: { lr: 1e-4 } }, true);
+    for (let i = 3; i < 6; i++) await step(first, i); // the interrupted run goes on: must not leak into the resumed one
+    manualSeed(999); // a different RNG state, to be replaced by the checkpoint's
+
+    const resumed = setup();
+    const checkpoint = await loadCheckpoint(last);
+    expect(checkpoint).toMatchObject({ step: 3, bestMetric: 0.5, config: { lr: 1e-4 }, arch: 'alexnet' });
+    await restoreCheckpoint(checkpoint, resumed);
+    expect(resumed.optimizer.getLr(0)).toBeCloseTo(1e-3 * 0.5, 12); // the head's lr after 3 steps of StepLR(2, 0.5)
+    for (let i = 3; i < 6; i++) losses.push(await step(resumed, i));
+    expect(losses).toEqual(expected);
+    expect(fs.existsSync(path.join(scratch, 'best.pth'))).toBe(true);
+    expect(fs.readdirSync(scratch).filter((f) => f.includes('.tmp-'))).toEqual([]);
+
+    if (findTorchPython()) {
+      const out = runPython(
+        `import sys, torch, torchvision
+# torch 1.13's weights_only unpickler lacks BINFLOAT (floats like best_metric); 2.x reads it
+ck = torch.load(sys.argv[1])
+m = torchvision.models.alexnet(num_classes=3)
+print(m.load_state_dict(ck['state_dict']), ck['step'], ck['optimizer']['param_groups'][0]['lr'])`,
+        [last],
+      );
+      expect(out).toContain('All keys matched successfully');
+    }
+    for (const s of [straight, first, resumed]) s.model.dispose();
+  });
+
+  test('a NaN loss stops the step with a clear error and leaves the parameters as they were', async () => {
+    const model = createModel('resnet18', { numClasses: 3 });
+    const optimizer = createOptimizer(model, { type: 'sgd', lr: 0.1, momentum: 0.9 });
+    const before = bytesOf(model.namedParameters().get('fc.weight')!);
+    const poisoned = tensor(new Float32Array(2 * 3 * 32 * 32).fill(Number.NaN), [2, 3, 32, 32]);
+    await expect(trainStep(model, optimizer, poisoned, labels([0, 1]))).rejects.toThrow(/loss is nan: the step was not applied \(parameters unchanged\)/);
+    expect(bytesOf(model.namedParameters().get('fc.weight')!).equals(before)).toBe(true);
+    model.dispose();
+  });
+
+  test('two calls issued at once on one model run one after the other', async () => {
+    const data = batches(2, 32, 3, 11);
+    const run = async (together: boolean) => {
+      manualSeed(1);
+      const model = createModel('resnet18', { numClasses: 3 });
+      const optimizer = createOptimizer(model, { type: 'sgd', lr: 0.1 });
+      let losses: number[];
+      if (together) {
+        losses = (await Promise.all(data.map(([x, y]) => trainStep(model, optimizer, x, y)))).map((r) => r.loss);
+      } else {
+        losses = [];
+        for (const [x, y] of data) losses.push((await trainStep(model, optimizer, x, y)).loss);
+      }
+      model.dispose();
+      return losses;
+    };
+    expect(await run(true)).toEqual(await run(false));
+  });
+
+  test('wrong labels or batch shapes are clear errors before any native work', async () => {
+    const model = createModel('resnet18', { numClasses: 3 });
+    const optimizer = createOptimizer(model, { type: 'sgd', lr: 0.1 });
+    const x = randn([2, 3, 32, 32]);
+    await expect(trainStep(model, optimizer, x, labels([0, 3]))).rejects.toThrow('Expected labels between 0 and 2 but received 3 at index 1');
+    await expect(trainStep(model, optimizer, x, labels([0]))).rejects.toThrow('Expected labels of shape [2] (one per image) but received [1]');
+    await expect(trainStep(model, optimizer, randn([2, 32, 32]), labels([0, 1]))).rejects.toThrow('Expected images of shape [N, 3, H, W] but received [2, 32, 32]');
+    await expect(trainStep(model, optimizer, x, labels([0, 1]), { labelSmoothing: 2 })).rejects.toThrow('Expected number between 0 and 1 for labelSmoothing but received 2');
+    await expect(trainStep(model, optimizer, x, labels([0, 1]), { clip: 1 } as never)).rejects.toThrow("Unknown option 'clip' in step options");
+    expect(model.namedGradients().size).toBe(0); // nothing ran
+    model.dispose();
+  });
+
+  test('clipping, gradient statistics, label smoothing and class weights', async () => {
+    manualSeed(3);
+    const model = createModel('resnet18', { numClasses: 3 });
+    const optimizer = createOptimizer(model, { type: 'sgd', lr: 0 });
+    const [[x, y]] = batches(1, 32, 3, 5);
+    const result = await trainStep(model, optimizer, x, y, { clipGradNorm: 0.01, gradStatsBins: 8 });
+    const grads = model.namedGradients();
+    let total = 0;
+    for (const g of grads.values()) for (const v of g.toTypedArray() as Float32Array) total += v * v;
+    expect(result.gradNorm).toBeGreaterThan(0.01);
+    expect(Math.sqrt(total)).toBeCloseTo(0.01, 4); // clipped to the limit
+    expect(result.gradStats).toHaveLength(62);
+    const fc = result.gradStats!.find((s) => s.name === 'fc.weight')!;
+    expect(fc.histogram.reduce((a, b) => a + b, 0)).toBe(3 * 512);
+    expect(fc.min).toBeLessThanOrEqual(fc.max);
+
+    // label smoothing and class weights against the formula on the model's own logits
+    model.eval();
+    const weights = tensor(new Float32Array([1, 2, 0.5]));
+    const { logits } = await evalStep(model, x, undefined, { returnLogits: true });
+    const z = logits!.toTypedArray() as Float32Array;
+    const target = y.toArray();
+    const eps = 0.1;
+    let num = 0;
+    let den = 0;
+    for (let i = 0; i < 2; i++) {
+      const row = Array.from(z.subarray(i * 3, i * 3 + 3));
+      const max = Math.max(...row);
+      const lse = max + Math.log(row.reduce((s, v) => s + Math.exp(v - max), 0));
+      const w = [1, 2, 0.5];
+      const nll = -(row[target[i]] - lse);
+      const smooth = -row.reduce((s, v, c) => s + w[c] * (v - lse), 0) / 3;
+      num += (1 - eps) * w[target[i]] * nll + eps * smooth;
+      den += w[target[i]];
+    }
+    const { loss } = await evalStep(model, x, y, { labelSmoothing: eps, classWeights: weights });
+    expect(loss).toBeCloseTo(num / den, 5);
+    model.dispose();
+  });
+});
+
+describe('evalStep', () => {
+  test('counts agree with the logits, top-5 >= top-1, and no graph or gradient is made', async () => {
+    manualSeed(9);
+    const model = createModel('resnet18', { numClasses: 10 }).eval();
+    const x = randn([6, 3, 32, 32]);
+    const y = labels([0, 1, 2, 3, 4, 5]);
+    const result = await evalStep(model, x, y, { returnLogits: true });
+    const z = result.logits!.toTypedArray() as Float32Array;
+    let top1 = 0;
+    let top5 = 0;
+    y.toArray().forEach((label, i) => {
+      const row = Array.from(z.subarray(i * 10, i * 10 + 10));
+      const rank = row.filter((v) => v > row[label]).length;
+      if (rank === 0) top1++;
+      if (rank < 5) top5++;
+    });
+    expect(result).toMatchObject({ correct1: top1, correct5: top5, count: 6 });
+    expect(result.correct5).toBeGreaterThanOrEqual(result.correct1);
+    expect(result.logits!.requiresGrad).toBe(false);
+    expect(model.namedGradients().size).toBe(0);
+    model.dispose();
+  });
+});
+
+describe('memory', () => {
+  test('2000 train steps leave RSS flat (drift < 50 MB)', async () => {
+    // head-only steps on cached features: the same native step, optimizer and autograd path,
+    // fast enough for the suite (the full-network figure is in the benchmark)
+    const model: Model = createModel('resnet18', { numClasses: 10 });
+    model.freeze({ except: ['fc'] });
+    const optimizer = createOptimizer(model, { type: 'adam', lr: 1e-3 });
+    const features = randn([32, 512]);
+    const y = labels(Array.from({ length: 32 }, (_, i) => i % 10));
+    for (let i = 0; i < 200; i++) await trainStep(model, optimizer, features, y, { features: true });
+    const start = process.memoryUsage().rss;
+    let peak = start;
+    for (let i = 0; i < 2000; i++) {
+      await trainStep(model, optimizer, features, y, { features: true, gradStatsBins: i % 100 === 0 ? 16 : 0 });
+      if (i % 100 === 0) peak = Math.max(peak, process.memoryUsage().rss);
+    }
+    const drift = (Math.max(peak, process.memoryUsage().rss) - start) / 2 ** 20;
+    console.log(`RSS drift over 2000 steps: ${drift.toFixed(1)} MB`);
+    expect(drift).toBeLessThan(50);
+    model.dispose();
+  });
+});
