@@ -61,6 +61,9 @@ struct Limits {
   size_t maxDepth = 1000;             // nesting of containers
   size_t maxStackItems = 1u << 24;    // values alive on the unpickler's stack and memo
   int64_t maxStorageBytes = int64_t(1) << 40;
+  // Values in the result counting a shared subtree once per use: memo references can otherwise
+  // build a small DAG that expands exponentially for whoever walks the tree.
+  size_t maxTreeValues = 1u << 24;
 };
 
 // Unpickles one pickle (protocols 0-5). Every failure is a FormatError with a message that says
@@ -69,7 +72,7 @@ ValuePtr unpickle(const uint8_t* data, size_t size, const Limits& limits = {});
 
 // The legacy (pre-1.6, non-zip) torch.save format held in memory: magic number, protocol, sys
 // info, the main pickle, the list of storage keys, then each storage as an int64 count followed
-// by its raw little-endian bytes. `storages` maps each key to the byte offset of its first
+// by its raw little-endian bytes. `storageOffsets` maps each key to the byte offset of its first
 // element in `data`; every storage named by a tensor is checked to lie inside `data`.
 struct LegacyFile {
   ValuePtr root;
@@ -84,7 +87,10 @@ bool looksLikeZip(const uint8_t* data, size_t size);
 // torch._utils._rebuild_tensor_v2(persistent_id, offset, size, stride, requires_grad, OrderedDict())
 // with persistent id ('storage', torch.<Type>Storage, key, location, numel) taken from each
 // TensorRef's storage; dicts with `ordered` as collections.OrderedDict.
+// Values nested deeper than limits.maxDepth, tensors without a storage, and strings over 4 GiB are
+// a FormatError.
 std::string pickle(const Value& root);
+std::string pickle(const Value& root, const Limits& limits);
 
 // Small constructors for building trees.
 ValuePtr makeNone();
@@ -92,6 +98,7 @@ ValuePtr makeBool(bool v);
 ValuePtr makeInt(int64_t v);
 ValuePtr makeFloat(double v);
 ValuePtr makeString(std::string v);
+ValuePtr makeBytes(std::string v);
 ValuePtr makeList(std::vector<ValuePtr> items);
 ValuePtr makeTuple(std::vector<ValuePtr> items);
 ValuePtr makeDict(std::vector<std::pair<ValuePtr, ValuePtr>> entries, bool ordered = false);
