@@ -170,8 +170,18 @@ export interface NativeStepResult {
   logits?: NativeTensor;
 }
 
+export interface NativeAugmentOutput {
+  width: number;
+  height: number;
+  mean: [number, number, number];
+  std: [number, number, number];
+  channelsLast: boolean;
+}
+
 export interface NativeAddon {
   Tensor: NativeTensorConstructor;
+  /** params: 13 numbers per image (cropX, cropY, cropW, cropH, flip, brightness, contrast, saturation, hue, order x4). */
+  augmentBatch(images: Array<{ data: Uint8Array; width: number; height: number }>, params: Float64Array, output: NativeAugmentOutput): Promise<NativeTensor>;
   Optimizer: NativeOptimizerConstructor;
   trainStep(model: NativeModel, optimizer: NativeOptimizer, images: NativeTensor, labels: NativeTensor, options: NativeStepOptions): Promise<NativeStepResult>;
   evalStep(model: NativeModel, images: NativeTensor, labels: NativeTensor | null, options: NativeStepOptions): Promise<NativeStepResult>;

@@ -14,6 +14,7 @@ Addon::Addon(Napi::Env env, Napi::Object exports) {
   registerSerialization(env, exports, *this);
   registerOptimizer(env, exports, *this);
   registerTraining(env, exports, *this);
+  registerAugment(env, exports, *this);
 }
 
 }  // namespace finetorch

@@ -32,5 +32,6 @@ void registerModel(Napi::Env env, Napi::Object exports, Addon& addon);
 void registerSerialization(Napi::Env env, Napi::Object exports, Addon& addon);
 void registerOptimizer(Napi::Env env, Napi::Object exports, Addon& addon);
 void registerTraining(Napi::Env env, Napi::Object exports, Addon& addon);
+void registerAugment(Napi::Env env, Napi::Object exports, Addon& addon);
 
 }  // namespace finetorch

@@ -1,0 +1,182 @@
+// torchvision-style transforms for batches: random parameters are drawn here with a seeded
+// generator (so a run is reproducible whatever the prefetch order), the pixel work is native.
+import { native } from '../../binding';
+import { Tensor } from '../tensor';
+import { boolean, invalid, knownKeys, numberInRange, plainObject, positiveInteger } from '../utils/validate';
+import type { DecodedImage } from './decode';
+import type { Random } from './random';
+
+export const IMAGENET_MEAN: [number, number, number] = [0.485, 0.456, 0.406];
+export const IMAGENET_STD: [number, number, number] = [0.229, 0.224, 0.225];
+const PARAMS_PER_IMAGE = 13;
+
+export interface ColorJitterOptions {
+  brightness?: number;
+  contrast?: number;
+  saturation?: number;
+  hue?: number;
+}
+
+export interface TransformOptions {
+  /** Output side (default 224). */
+  size?: number;
+  /** RandomResizedCrop with torchvision's defaults (scale 0.08-1, ratio 3/4-4/3), or custom ranges. */
+  randomResizedCrop?: boolean | { scale?: [number, number]; ratio?: [number, number] };
+  /** RandomCrop of `size` from the (shorter side S) training image; ignored with randomResizedCrop. */
+  randomCrop?: boolean;
+  /** Horizontal flip with probability 0.5 (true) or the given probability. */
+  horizontalFlip?: boolean | number;
+  /** ColorJitter: one number for brightness/contrast/saturation (e.g. 0.1), or each one (and hue). */
+  colorJitter?: number | ColorJitterOptions;
+  mean?: [number, number, number];
+  std?: [number, number, number];
+  /** Lay the batch out channels-last in memory (same NCHW shape). */
+  channelsLast?: boolean;
+}
+
+interface ResolvedJitter {
+  brightness: number;
+  contrast: number;
+  saturation: number;
+  hue: number;
+}
+
+export class Transform {
+  readonly size: number;
+  readonly randomResizedCrop: { scale: [number, number]; ratio: [number, number] } | null;
+  readonly randomCrop: boolean;
+  readonly flipProbability: number;
+  readonly jitter: ResolvedJitter;
+  readonly mean: [number, number, number];
+  readonly std: [number, number, number];
+  readonly channelsLast: boolean;
+
+  constructor(options: TransformOptions = {}) {
+    knownKeys('transform options', plainObject('transform options', options), [
+      'size', 'randomResizedCrop', 'randomCrop', 'horizontalFlip', 'colorJitter', 'mean', 'std', 'channelsLast',
+    ]);
+    this.size = positiveInteger('size', options.size ?? 224);
+    const rrc = options.randomResizedCrop ?? false;
+    if (rrc === false) this.randomResizedCrop = null;
+    else {
+      const custom = rrc === true ? {} : plainObject('randomResizedCrop', rrc);
+      const scale = (custom.scale ?? [0.08, 1]) as [number, number];
+      const ratio = (custom.ratio ?? [3 / 4, 4 / 3]) as [number, number];
+      if (!Array.isArray(scale) || scale.length !== 2 || !(scale[0] > 0 && scale[0] <= scale[1] && scale[1] <= 1)) {
+        throw invalid('[min, max] with 0 < min <= max <= 1', 'randomResizedCrop.scale', scale);
+      }
+      if (!Array.isArray(ratio) || ratio.length !== 2 || !(ratio[0] > 0 && ratio[0] <= ratio[1])) {
+        throw invalid('[min, max] with 0 < min <= max', 'randomResizedCrop.ratio', ratio);
+      }
+      this.randomResizedCrop = { scale, ratio };
+    }
+    this.randomCrop = boolean('randomCrop', options.randomCrop ?? false);
+    const flip = options.horizontalFlip ?? false;
+    this.flipProbability = typeof flip === 'boolean' ? (flip ? 0.5 : 0) : numberInRange('horizontalFlip', flip, 0, 1);
+    const jitter = options.colorJitter ?? 0;
+    if (typeof jitter === 'number') {
+      numberInRange('colorJitter', jitter, 0, 1);
+      this.jitter = { brightness: jitter, contrast: jitter, saturation: jitter, hue: 0 };
+    } else {
+      const j = plainObject('colorJitter', jitter);
+      knownKeys('colorJitter', j, ['brightness', 'contrast', 'saturation', 'hue']);
+      this.jitter = {
+        brightness: numberInRange('colorJitter.brightness', jitter.brightness ?? 0, 0, 1),
+        contrast: numberInRange('colorJitter.contrast', jitter.contrast ?? 0, 0, 1),
+        saturation: numberInRange('colorJitter.saturation', jitter.saturation ?? 0, 0, 1),
+        hue: numberInRange('colorJitter.hue', jitter.hue ?? 0, 0, 0.5),
+      };
+    }
+    this.mean = options.mean ?? IMAGENET_MEAN;
+    this.std = options.std ?? IMAGENET_STD;
+    this.channelsLast = boolean('channelsLast', options.channelsLast ?? false);
+  }
+
+  /** True when the transform draws random numbers (training augmentation). */
+  get random(): boolean {
+    const j = this.jitter;
+    return this.randomResizedCrop !== null || this.randomCrop || this.flipProbability > 0 || j.brightness + j.contrast + j.saturation + j.hue > 0;
+  }
+
+  /** The 13 native parameters for one image: crop box, flip, jitter factors and their order. */
+  sample(image: { width: number; height: number }, random?: Random): number[] {
+    const { width, height } = image;
+    if (this.random && !random) throw new Error('this transform is random: pass a seeded Random');
+    let crop: [number, number, number, number];
+    if (this.randomResizedCrop) crop = this.resizedCropBox(width, height, random!);
+    else if (this.randomCrop && width >= this.size && height >= this.size) {
+      crop = [random!.int(width - this.size + 1), random!.int(height - this.size + 1), this.size, this.size];
+    } else crop = centerBox(width, height, this.size);
+    const flip = this.flipProbability > 0 && random!.next() < this.flipProbability ? 1 : 0;
+    const j = this.jitter;
+    // torchvision's ColorJitter.get_params: a random order, then each factor
+    const order = j.brightness + j.contrast + j.saturation + j.hue > 0 ? random!.shuffle([0, 1, 2, 3]) : [0, 1, 2, 3];
+    const factor = (amount: number) => (amount > 0 ? random!.uniform(Math.max(0, 1 - amount), 1 + amount) : 1);
+    const brightness = factor(j.brightness);
+    const contrast = factor(j.contrast);
+    const saturation = factor(j.saturation);
+    const hue = j.hue > 0 ? random!.uniform(-j.hue, j.hue) : 0;
+    return [...crop, flip, brightness, contrast, saturation, hue, ...order];
+  }
+
+  /** torchvision's RandomResizedCrop.get_params: 10 tries at a random area and aspect, then a centre fallback. */
+  private resizedCropBox(width: number, height: number, random: Random): [number, number, number, number] {
+    const area = width * height;
+    const { scale, ratio } = this.randomResizedCrop!;
+    const logRatio = [Math.log(ratio[0]), Math.log(ratio[1])];
+    for (let attempt = 0; attempt < 10; attempt++) {
+      const targetArea = area * random.uniform(scale[0], scale[1]);
+      const aspect = Math.exp(random.uniform(logRatio[0], logRatio[1]));
+      const w = Math.round(Math.sqrt(targetArea * aspect));
+      const h = Math.round(Math.sqrt(targetArea / aspect));
+      if (w > 0 && h > 0 && w <= width && h <= height) return [random.int(width - w + 1), random.int(height - h + 1), w, h];
+    }
+    const inRatio = width / height;
+    let w: number;
+    let h: number;
+    if (inRatio < ratio[0]) {
+      w = width;
+      h = Math.round(w / ratio[0]);
+    } else if (inRatio > ratio[1]) {
+      h = height;
+      w = Math.round(h * ratio[1]);
+    } else {
+      w = width;
+      h = height;
+    }
+    return [Math.floor((width - w) / 2), Math.floor((height - h) / 2), w, h];
+  }
+
+  /** Crops, resizes, flips, jitters and normalises a batch in one native call (off the event loop). */
+  async apply(images: DecodedImage[], params: number[][]): Promise<Tensor> {
+    if (images.length === 0) throw new RangeError('Expected at least one image in the batch');
+    const flat = new Float64Array(images.length * PARAMS_PER_IMAGE);
+    params.forEach((p, i) => flat.set(p, i * PARAMS_PER_IMAGE));
+    const result = await native().augmentBatch(
+      images.map((im) => ({ data: im.data, width: im.width, height: im.height })),
+      flat,
+      { width: this.size, height: this.size, mean: this.mean, std: this.std, channelsLast: this.channelsLast },
+    );
+    return new Tensor(result);
+  }
+}
+
+/** A centred square of `size` (the whole image when it is smaller, then resized up). */
+function centerBox(width: number, height: number, size: number): [number, number, number, number] {
+  if (width < size || height < size) {
+    const side = Math.min(width, height);
+    return [Math.floor((width - side) / 2), Math.floor((height - side) / 2), side, side];
+  }
+  // torchvision CenterCrop: int(round((h - size) / 2))
+  return [Math.round((width - size) / 2), Math.round((height - size) / 2), size, size];
+}
+
+/** The seed's training augmentation: random crop, flip, ColorJitter(0.1). */
+export function trainTransform(options: TransformOptions = {}): Transform {
+  return new Transform({ randomResizedCrop: true, horizontalFlip: true, colorJitter: 0.1, ...options });
+}
+
+/** Evaluation: the centre crop of the Resize(256) -> CenterCrop(224) decode, normalised. */
+export function evalTransform(options: Pick<TransformOptions, 'size' | 'mean' | 'std' | 'channelsLast'> = {}): Transform {
+  return new Transform(options);
+}

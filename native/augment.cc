@@ -1,0 +1,134 @@
+// augmentBatch: a batch of decoded uint8 images -> one normalised float32 tensor [N, 3, H, W].
+// Runs on libuv's pool (not the compute thread), so the next batch is prepared while the current
+// one trains; the kernels are plain C++ (ops/augment_kernels.h) and never enter libtorch's OpenMP.
+#include <memory>
+#include <vector>
+
+#include "addon.h"
+#include "errors.h"
+#include "ops/augment_kernels.h"
+#include "tensor.h"
+
+namespace finetorch {
+
+namespace {
+
+constexpr int kParamsPerImage = 13;  // cropX, cropY, cropW, cropH, flip, b, c, s, h, order[4]
+
+class AugmentWorker : public Napi::AsyncWorker {
+ public:
+  AugmentWorker(Napi::Env env, std::vector<augment::ImageView> images, std::vector<augment::Params> params,
+                augment::Output output, bool channelsLast, std::vector<Napi::ObjectReference> keepAlive)
+      : Napi::AsyncWorker(env, "finetorch.augment"),
+        deferred_(Napi::Promise::Deferred::New(env)),
+        images_(std::move(images)),
+        params_(std::move(params)),
+        output_(output),
+        channelsLast_(channelsLast),
+        keepAlive_(std::move(keepAlive)) {}
+
+  Napi::Promise promise() { return deferred_.Promise(); }
+
+  void Execute() override {
+    try {
+      int64_t n = static_cast<int64_t>(images_.size());
+      // NHWC memory when channels-last is asked for; the tensor is viewed as NCHW either way
+      result_ = channelsLast_ ? torch::empty({n, output_.height, output_.width, 3}).permute({0, 3, 1, 2})
+                              : torch::empty({n, 3, output_.height, output_.width});
+      float* base = result_.data_ptr<float>();
+      size_t perImage = static_cast<size_t>(3) * output_.width * output_.height;
+      std::vector<uint8_t> pixels;
+      for (size_t i = 0; i < images_.size(); i++) {
+        augment::cropResize(images_[i], params_[i], output_.width, output_.height, pixels);
+        augment::colorJitter(pixels, params_[i]);
+        augment::normalize(pixels, output_, channelsLast_, base + i * perImage);
+      }
+    } catch (const std::exception& error) {
+      SetError(messageOf(error));
+    }
+  }
+
+  void OnOK() override {
+    keepAlive_.clear();
+    deferred_.Resolve(TensorWrap::wrap(Env(), result_));
+  }
+
+  void OnError(const Napi::Error& error) override {
+    keepAlive_.clear();
+    deferred_.Reject(error.Value());
+  }
+
+ private:
+  Napi::Promise::Deferred deferred_;
+  std::vector<augment::ImageView> images_;
+  std::vector<augment::Params> params_;
+  augment::Output output_;
+  bool channelsLast_;
+  std::vector<Napi::ObjectReference> keepAlive_;  // the JS buffers read by Execute()
+  torch::Tensor result_;
+};
+
+// augmentBatch(images: {data, width, height}[], params: Float64Array, options) -> Promise<Tensor>.
+// TS has validated everything (crop boxes inside images, sizes); C++ still checks what memory safety needs.
+Napi::Value augmentBatch(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return guarded(env, [&]() -> Napi::Value {
+    auto list = info[0].As<Napi::Array>();
+    auto params = info[1].As<Napi::Float64Array>();
+    auto options = info[2].As<Napi::Object>();
+    augment::Output output;
+    output.width = options.Get("width").As<Napi::Number>().Int32Value();
+    output.height = options.Get("height").As<Napi::Number>().Int32Value();
+    auto mean = options.Get("mean").As<Napi::Array>();
+    auto std = options.Get("std").As<Napi::Array>();
+    for (uint32_t c = 0; c < 3; c++) {
+      output.mean[c] = mean.Get(c).As<Napi::Number>().FloatValue();
+      output.std[c] = std.Get(c).As<Napi::Number>().FloatValue();
+    }
+    bool channelsLast = options.Get("channelsLast").ToBoolean();
+    if (params.ElementLength() != list.Length() * kParamsPerImage) throw std::invalid_argument("augmentBatch: params length mismatch");
+    std::vector<augment::ImageView> images;
+    std::vector<augment::Params> perImage;
+    std::vector<Napi::ObjectReference> keepAlive;
+    for (uint32_t i = 0; i < list.Length(); i++) {
+      auto item = list.Get(i).As<Napi::Object>();
+      auto data = item.Get("data").As<Napi::Uint8Array>();
+      augment::ImageView view{data.Data(), item.Get("width").As<Napi::Number>().Int32Value(),
+                              item.Get("height").As<Napi::Number>().Int32Value()};
+      if (static_cast<size_t>(view.width) * view.height * 3 != data.ByteLength()) {
+        throw std::invalid_argument("augmentBatch: image " + std::to_string(i) + " has the wrong number of bytes for its size");
+      }
+      const double* p = params.Data() + static_cast<size_t>(i) * kParamsPerImage;
+      augment::Params q;
+      q.cropX = static_cast<int>(p[0]);
+      q.cropY = static_cast<int>(p[1]);
+      q.cropWidth = static_cast<int>(p[2]);
+      q.cropHeight = static_cast<int>(p[3]);
+      if (q.cropX < 0 || q.cropY < 0 || q.cropWidth < 1 || q.cropHeight < 1 || q.cropX + q.cropWidth > view.width ||
+          q.cropY + q.cropHeight > view.height) {
+        throw std::invalid_argument("augmentBatch: crop box of image " + std::to_string(i) + " lies outside the image");
+      }
+      q.flip = p[4] != 0;
+      q.brightness = p[5];
+      q.contrast = p[6];
+      q.saturation = p[7];
+      q.hue = p[8];
+      for (int k = 0; k < 4; k++) q.order[k] = static_cast<int>(p[9 + k]);
+      images.push_back(view);
+      perImage.push_back(q);
+      keepAlive.push_back(Napi::Persistent(data.As<Napi::Object>()));
+    }
+    auto* worker = new AugmentWorker(env, std::move(images), std::move(perImage), output, channelsLast, std::move(keepAlive));
+    auto promise = worker->promise();
+    worker->Queue();
+    return promise;
+  });
+}
+
+}  // namespace
+
+void registerAugment(Napi::Env env, Napi::Object exports, Addon&) {
+  exports.Set("augmentBatch", Napi::Function::New<augmentBatch>(env, "augmentBatch"));
+}
+
+}  // namespace finetorch

@@ -1,0 +1,131 @@
+import { evalTransform, Random, Transform, trainTransform, type DecodedImage, IMAGENET_MEAN, IMAGENET_STD } from '../../lib';
+import { findTorchPython, runPython } from '../helpers/python';
+
+function gradientImage(width: number, height: number): DecodedImage {
+  const data = Buffer.alloc(width * height * 3);
+  for (let y = 0; y < height; y++) {
+    for (let x = 0; x < width; x++) {
+      const o = (y * width + x) * 3;
+      data[o] = (x * 255) / (width - 1);
+      data[o + 1] = (y * 255) / (height - 1);
+      data[o + 2] = (x * 7 + y * 13) % 256;
+    }
+  }
+  return { data, width, height };
+}
+
+/** Back to 0-255 from a normalised [1, 3, H, W] output, as [c][y][x]. */
+function denormalize(values: Float32Array, size: number): (c: number, y: number, x: number) => number {
+  return (c, y, x) => (values[(c * size + y) * size + x] * IMAGENET_STD[c] + IMAGENET_MEAN[c]) * 255;
+}
+
+describe('Transform', () => {
+  test('flip reverses the columns', async () => {
+    const image = gradientImage(32, 32);
+    const t = new Transform({ size: 32 });
+    const plain = (await t.apply([image], [[0, 0, 32, 32, 0, 1, 1, 1, 0, 0, 1, 2, 3]])).toTypedArray() as Float32Array;
+    const flipped = (await t.apply([image], [[0, 0, 32, 32, 1, 1, 1, 1, 0, 0, 1, 2, 3]])).toTypedArray() as Float32Array;
+    const a = denormalize(plain, 32);
+    const b = denormalize(flipped, 32);
+    for (const [c, y, x] of [[0, 0, 0], [1, 5, 7], [2, 31, 31], [0, 17, 3]]) expect(b(c, y, x)).toBeCloseTo(a(c, y, 31 - x), 3);
+  });
+
+  test('normalisation: output = (x / 255 - mean) / std, NCHW or channels-last', async () => {
+    const image = gradientImage(8, 8);
+    const params = [[0, 0, 8, 8, 0, 1, 1, 1, 0, 0, 1, 2, 3]];
+    const planar = await new Transform({ size: 8 }).apply([image], params);
+    const values = planar.toTypedArray() as Float32Array;
+    expect(planar.shape).toEqual([1, 3, 8, 8]);
+    expect(values[0]).toBeCloseTo((image.data[0] / 255 - 0.485) / 0.229, 5);
+    expect(values[64 + 9]).toBeCloseTo((image.data[9 * 3 + 1] / 255 - 0.456) / 0.224, 5);
+    const last = await new Transform({ size: 8, channelsLast: true }).apply([image], params);
+    expect(last.shape).toEqual([1, 3, 8, 8]);
+    // the same logical values (toTypedArray reads them back in NCHW order)
+    expect(last.toTypedArray()).toEqual(values);
+  });
+
+  test('random resized crops stay inside the image and follow torchvision’s scale and ratio ranges', () => {
+    const t = trainTransform();
+    const random = new Random(1);
+    for (const [w, h] of [[256, 960], [300, 256], [256, 256], [3481, 2955]]) {
+      for (let i = 0; i < 300; i++) {
+        const [x, y, cw, ch] = t.sample({ width: w, height: h }, random);
+        expect(x).toBeGreaterThanOrEqual(0);
+        expect(y).toBeGreaterThanOrEqual(0);
+        expect(x + cw).toBeLessThanOrEqual(w);
+        expect(y + ch).toBeLessThanOrEqual(h);
+        const area = (cw * ch) / (w * h);
+        expect(area).toBeLessThanOrEqual(1.0001);
+      }
+    }
+  });
+
+  test('jitter factors stay within [1 - 0.1, 1 + 0.1], with a random order, and a seed repeats them', () => {
+    const t = trainTransform();
+    const a = new Random(7);
+    const seen = new Set<string>();
+    for (let i = 0; i < 200; i++) {
+      const p = t.sample({ width: 256, height: 256 }, a);
+      for (const f of p.slice(5, 8)) {
+        expect(f).toBeGreaterThanOrEqual(0.9);
+        expect(f).toBeLessThanOrEqual(1.1);
+      }
+      expect([...p.slice(9)].sort()).toEqual([0, 1, 2, 3]);
+      seen.add(p.slice(9).join());
+    }
+    expect(seen.size).toBeGreaterThan(10);
+    const first = t.sample({ width: 256, height: 256 }, new Random(3));
+    expect(t.sample({ width: 256, height: 256 }, new Random(3))).toEqual(first);
+  });
+
+  test('brightness scales pixel values; contrast and saturation keep a gray image gray', async () => {
+    const gray: DecodedImage = { data: Buffer.alloc(4 * 4 * 3, 100), width: 4, height: 4 };
+    const t = new Transform({ size: 4 });
+    const out = (await t.apply([gray], [[0, 0, 4, 4, 0, 1.1, 1.1, 0.9, 0, 0, 1, 2, 3]])).toTypedArray() as Float32Array;
+    const back = denormalize(out, 4);
+    expect(back(0, 0, 0)).toBeCloseTo(110, 2);
+    expect(back(2, 3, 3)).toBeCloseTo(110, 2);
+  });
+
+  test('bad options are rejected', () => {
+    expect(() => new Transform({ colorJitter: 2 })).toThrow('Expected number between 0 and 1 for colorJitter but received 2');
+    expect(() => new Transform({ randomResizedCrop: { scale: [0.5, 0.1] } })).toThrow('randomResizedCrop.scale');
+    expect(() => new Transform({ flip: true } as never)).toThrow("Unknown option 'flip'");
+    expect(() => trainTransform().sample({ width: 10, height: 10 })).toThrow('pass a seeded Random');
+  });
+
+  (findTorchPython() ? test : test.skip)('crop + resize matches torchvision’s resized_crop (PIL bilinear) closely', async () => {
+    const image = gradientImage(300, 200);
+    const boxes = [[10, 20, 150, 120], [0, 0, 300, 200], [100, 50, 40, 30]];
+    const t = evalTransform({ size: 64 });
+    const out = (await t.apply(boxes.map(() => image), boxes.map((b) => [...b, 0, 1, 1, 1, 0, 0, 1, 2, 3]))).toTypedArray() as Float32Array;
+    const reference = JSON.parse(
+      runPython(
+        `import sys, json, numpy as np
+from PIL import Image
+import torchvision.transforms.functional as F
+w, h = 300, 200
+ys, xs = np.mgrid[0:h, 0:w]
+img = np.stack([(xs * 255) / (w - 1), (ys * 255) / (h - 1), (xs * 7 + ys * 13) % 256], -1).astype(np.uint8)
+pil = Image.fromarray(img)
+out = []
+for x, y, cw, ch in json.loads(sys.argv[1]):
+    out.append(np.asarray(F.resized_crop(pil, y, x, ch, cw, [64, 64])).astype(float).tolist())
+print(json.dumps(out))`,
+        [JSON.stringify(boxes)],
+      ),
+    ) as number[][][][];
+    let total = 0;
+    let count = 0;
+    reference.forEach((img, n) => {
+      const back = denormalize(out.subarray(n * 3 * 64 * 64, (n + 1) * 3 * 64 * 64), 64);
+      for (let y = 0; y < 64; y++) for (let x = 0; x < 64; x++) for (let c = 0; c < 3; c++) {
+        total += Math.abs(back(c, y, x) - img[y][x][c]);
+        count++;
+      }
+    });
+    const mad = total / count;
+    console.log(`crop+resize mean absolute difference from torchvision/PIL: ${mad.toFixed(3)} (0-255 scale)`);
+    expect(mad).toBeLessThan(1);
+  });
+});
