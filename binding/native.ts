@@ -197,4 +197,6 @@ export interface NativeAddon {
   manualSeed(seed: number): void;
   matmul(a: NativeTensor, b: NativeTensor): Promise<NativeTensor>;
   randn(shape: number[]): NativeTensor;
+  cat(tensors: NativeTensor[], dim: number): Promise<NativeTensor>;
+  indexSelect(tensor: NativeTensor, indices: Int32Array, dim: number): Promise<NativeTensor>;
 }

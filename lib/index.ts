@@ -1,7 +1,9 @@
 // finetorch: fine-tune torchvision CNNs from TypeScript over libtorch.
-export { Tensor, tensor, randn, matmul, DTYPES } from './tensor';
+export { Tensor, tensor, randn, matmul, cat, indexSelect, DTYPES } from './tensor';
 export type { DType, TensorOptions } from './tensor';
 export { runtimeInfo, setNumThreads, getNumThreads, manualSeed } from './runtime';
 export type { RuntimeInfo } from './runtime';
 export * from './models';
 export * from './training';
+export * from './data';
+export * from './experiment';

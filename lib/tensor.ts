@@ -158,3 +158,23 @@ export function randn(shape: number[]): Tensor {
 export async function matmul(a: Tensor, b: Tensor): Promise<Tensor> {
   return new Tensor(await native().matmul(a.native, b.native));
 }
+
+/** Concatenation along `dim` (on the compute thread). */
+export async function cat(tensors: Tensor[], dim = 0): Promise<Tensor> {
+  if (!Array.isArray(tensors) || tensors.length === 0) throw invalid('non-empty array of Tensors', 'tensors', tensors);
+  tensors.forEach((t, i) => {
+    if (!(t instanceof Tensor)) throw invalid('Tensor', `tensors[${i}]`, t);
+  });
+  return new Tensor(await native().cat(tensors.map((t) => t.native), dim));
+}
+
+/** The entries of `source` at `indices` along `dim`, in that order. */
+export async function indexSelect(source: Tensor, indices: ArrayLike<number>, dim = 0): Promise<Tensor> {
+  if (!(source instanceof Tensor)) throw invalid('Tensor', 'source', source);
+  const size = source.shape[dim];
+  const index = Int32Array.from(indices);
+  for (let i = 0; i < index.length; i++) {
+    if (index[i] < 0 || index[i] >= size) throw new RangeError(`Expected indices between 0 and ${size - 1} but received ${index[i]} at ${i}`);
+  }
+  return new Tensor(await native().indexSelect(source.native, index, dim));
+}

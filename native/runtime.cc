@@ -61,6 +61,34 @@ Napi::Value randn(const Napi::CallbackInfo& info) {
   });
 }
 
+// cat(tensors, dim) -> Promise<Tensor>
+Napi::Value cat(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return guarded(env, [&]() -> Napi::Value {
+    auto list = info[0].As<Napi::Array>();
+    std::vector<torch::Tensor> parts;
+    for (uint32_t i = 0; i < list.Length(); i++) parts.push_back(TensorWrap::unwrap(list.Get(i), "tensors[i]"));
+    int64_t dim = info[1].As<Napi::Number>().Int64Value();
+    return Addon::of(env).queue().run<torch::Tensor>(
+        env, [parts, dim] { return torch::cat(parts, dim); },
+        [](Napi::Env e, torch::Tensor& result) -> Napi::Value { return TensorWrap::wrap(e, result); });
+  });
+}
+
+// indexSelect(tensor, indices: Int32Array, dim) -> Promise<Tensor>: rows picked (and ordered) by index.
+Napi::Value indexSelect(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return guarded(env, [&]() -> Napi::Value {
+    auto source = TensorWrap::unwrap(info[0], "tensor");
+    auto indices = info[1].As<Napi::Int32Array>();
+    auto index = torch::from_blob(indices.Data(), {static_cast<int64_t>(indices.ElementLength())}, torch::kInt).to(torch::kLong);
+    int64_t dim = info[2].As<Napi::Number>().Int64Value();
+    return Addon::of(env).queue().run<torch::Tensor>(
+        env, [source, index, dim] { return source.index_select(dim, index.to(source.device())); },
+        [](Napi::Env e, torch::Tensor& result) -> Napi::Value { return TensorWrap::wrap(e, result); });
+  });
+}
+
 }  // namespace
 
 void registerRuntime(Napi::Env env, Napi::Object exports, Addon&) {
@@ -70,6 +98,8 @@ void registerRuntime(Napi::Env env, Napi::Object exports, Addon&) {
   exports.Set("manualSeed", Napi::Function::New<manualSeed>(env, "manualSeed"));
   exports.Set("matmul", Napi::Function::New<matmul>(env, "matmul"));
   exports.Set("randn", Napi::Function::New<randn>(env, "randn"));
+  exports.Set("cat", Napi::Function::New<cat>(env, "cat"));
+  exports.Set("indexSelect", Napi::Function::New<indexSelect>(env, "indexSelect"));
 }
 
 }  // namespace finetorch

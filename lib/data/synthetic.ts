@@ -41,6 +41,8 @@ export interface SyntheticDatasetOptions {
   seed?: number;
   /** Default 'caltech101'. */
   layout?: 'caltech101' | 'imagefolder';
+  /** A random foreground colour per image, so classes differ by shape alone (harder). Default false. */
+  randomColours?: boolean;
   extras?: SyntheticExtras;
 }
 
@@ -104,7 +106,8 @@ export async function createSyntheticDataset(dir: string, options: SyntheticData
     files[p.name] = [];
     for (let i = 1; i <= perClass; i++) {
       const { width, height } = jitterSize(rng, size);
-      const rgb = render(rng, p.shape, p.colour, width, height);
+      const colour: [number, number, number] = options.randomColours ? [rng.uniform(90, 255), rng.uniform(90, 255), rng.uniform(90, 255)] : p.colour;
+      const rgb = render(rng, p.shape, colour, width, height);
       const png = extras.png && !gray && i % 3 === 0;
       const file = path.join(folder, `image_${String(i).padStart(4, '0')}.${png ? 'png' : 'jpg'}`);
       await writeImage(file, rgb, width, height, gray ? 'gray' : png ? 'png' : 'jpeg');

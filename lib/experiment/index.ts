@@ -1,0 +1,12 @@
+export { resolveConfig, readYaml, configsDir, configToYaml, ConfigError, PHASES, SCHEMA } from './config';
+export type { Config, Phase } from './config';
+export { train, runPhase, InterruptedError } from './trainer';
+export type { PhaseResult, RunHooks, SinglePhase } from './trainer';
+export { evaluate } from './evaluate';
+export type { Evaluation } from './evaluate';
+export { loadRun, loadRunSplit, readResults, checkpointPath } from './runs';
+export type { LoadedRun } from './runs';
+export { comparisonRows, comparisonMarkdown } from './compare';
+export type { ComparisonRow } from './compare';
+export { predict } from './predict';
+export type { Prediction } from './predict';

@@ -1,0 +1,225 @@
+#!/usr/bin/env node
+// finetorch's command line: train, test, predict, compare, report, and the two downloads.
+// Exit codes: 0 done, 1 failed, 2 bad usage or configuration, 130 interrupted (SIGINT).
+import { Argument, Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+import * as fs from 'fs';
+import * as path from 'path';
+import { DataLoader } from '../lib/data/loader';
+import { ImageCache } from '../lib/data/cache';
+import { EVAL_DECODE } from '../lib/data/decode';
+import { evalTransform } from '../lib/data/transforms';
+import { downloadCaltech101 } from '../lib/download/caltech101';
+import { progressBar } from '../lib/download/progress';
+import { ensureWeights, WEIGHTS_ARCHITECTURES, type WeightsArch } from '../lib/download/weights';
+import { comparisonMarkdown, comparisonRows } from '../lib/experiment/compare';
+import { ConfigError, readYaml, resolveConfig, type Config } from '../lib/experiment/config';
+import { evaluate } from '../lib/experiment/evaluate';
+import { predict } from '../lib/experiment/predict';
+import { loadRun, loadRunSplit, readResults } from '../lib/experiment/runs';
+import { InterruptedError, train } from '../lib/experiment/trainer';
+import { ARCHITECTURES } from '../lib/models/model';
+
+function positiveInt(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n <= 0) throw new InvalidArgumentError(`expected a positive integer, got '${value}'`);
+  return n;
+}
+
+function nonNegativeInt(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError(`expected a non-negative integer, got '${value}'`);
+  return n;
+}
+
+function positiveNumber(value: string): number {
+  const n = Number(value);
+  if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError(`expected a positive number, got '${value}'`);
+  return n;
+}
+
+/** --set key=value (YAML value), repeatable: any config key, dotted for nested ones. */
+function keyValue(value: string, previous: Record<string, unknown> = {}): Record<string, unknown> {
+  const eq = value.indexOf('=');
+  if (eq <= 0) throw new InvalidArgumentError(`expected key=value, got '${value}'`);
+  const raw = value.slice(eq + 1);
+  let parsed: unknown = raw;
+  try {
+    parsed = JSON.parse(raw);
+  } catch {
+    // a bare string
+  }
+  return { ...previous, [value.slice(0, eq)]: parsed };
+}
+
+const imagenetResolver = (quiet: boolean) => async (arch: string) =>
+  ensureWeights(arch as WeightsArch, { onProgress: quiet ? undefined : progressBar(process.stderr, { name: `${arch} weights` }) });
+
+function interruptSignal(): AbortSignal {
+  const controller = new AbortController();
+  process.once('SIGINT', () => {
+    process.stderr.write('\nSIGINT: finishing the current step and writing the last checkpoint (Ctrl-C again to abort now)\n');
+    process.once('SIGINT', () => process.exit(130));
+    controller.abort();
+  });
+  return controller.signal;
+}
+
+export function buildProgram(): Command {
+  const program = new Command('finetorch')
+    .description('Fine-tune torchvision CNNs (AlexNet, ResNet-18) on Caltech-101 from TypeScript, over libtorch.')
+    .showHelpAfterError('(run with --help for usage)')
+    .exitOverride();
+
+  program
+    .command('train')
+    .description('train one phase (or both stages) and test the best weights')
+    .addOption(new Option('--phase <phase>', 'training phase').choices(['feature_extract', 'finetune', 'scratch', 'two-stage']))
+    .option('--config <file>', 'experiment YAML over configs/base.yaml (a path, or a name in configs/experiments)')
+    .addOption(new Option('--arch <arch>', 'network').choices([...ARCHITECTURES]))
+    .addOption(new Option('--head <head>', 'ResNet head').choices(['linear', 'conv1x1']))
+    .option('--data <root>', 'dataset root (holds 101_ObjectCategories, or an ImageFolder tree)')
+    .option('--weights <weights>', "'imagenet', 'none' or a .pth/.safetensors file")
+    .option('--epochs <n>', 'epochs', nonNegativeInt)
+    .option('--batch-size <n>', 'batch size', positiveInt)
+    .option('--lr <rate>', 'learning rate of the phase (finetune: finetune_lr)', positiveNumber)
+    .option('--device <device>', 'auto, cpu, cuda or cuda:N')
+    .option('--seed <n>', 'random seed', nonNegativeInt)
+    .option('--image-size <n>', 'input crop size', positiveInt)
+    .option('--init <checkpoint>', 'finetune: start from this checkpoint (the feature_extract best.pth)')
+    .option('--resume <run>', 'continue the run in this folder from its last checkpoint')
+    .option('--out <dir>', 'output folder for run folders')
+    .option('--name <name>', 'run folder name')
+    .option('--set <key=value>', 'any config key, e.g. --set data.train_per_class=15 (repeatable)', keyValue)
+    .option('--quiet', 'no progress output')
+    .action(async (opts) => {
+      let config: Config;
+      let resumeDir: string | undefined;
+      if (opts.resume) {
+        resumeDir = path.resolve(opts.resume);
+        const saved = path.join(resumeDir, 'config.yaml');
+        if (!fs.existsSync(saved)) throw new ConfigError(`--resume: '${opts.resume}' has no config.yaml: not a run folder`);
+        const previous = readYaml(saved);
+        config = resolveConfig({ overrides: flatten(previous) });
+        if (config.phase === 'two-stage') throw new ConfigError('--resume takes one phase\'s run folder');
+      } else {
+        const lrKey = opts.phase === 'finetune' ? 'finetune_lr' : 'learning_rate';
+        config = resolveConfig({
+          config: opts.config,
+          overrides: {
+            phase: opts.phase, arch: opts.arch, head: opts.head, 'data.root': opts.data, weights: opts.weights, epochs: opts.epochs,
+            batch_size: opts.batchSize, [lrKey]: opts.lr, device: opts.device, seed: opts.seed, image_size: opts.imageSize,
+            init_checkpoint: opts.init, output_dir: opts.out, run_name: opts.name, quiet: opts.quiet, ...(opts.set ?? {}),
+          },
+        });
+      }
+      const results = await train(config, { signal: interruptSignal(), resolveImagenetWeights: imagenetResolver(config.quiet), resumeDir });
+      console.log(comparisonMarkdown(comparisonRows(results)));
+      for (const r of results) console.log(`run folder: ${r.runDir}`);
+    });
+
+  program
+    .command('test')
+    .description('evaluate a checkpoint on its run\'s saved test split: top-1, top-5, mean per-class, per-class table')
+    .requiredOption('--checkpoint <file|run>', 'a checkpoint file or a run folder (uses checkpoints/best.pth)')
+    .option('--data <root>', 'dataset root (default: the one the run used)')
+    .option('--batch-size <n>', 'batch size', positiveInt, 32)
+    .option('--json <file>', 'also write the full evaluation (confusion matrix included) as JSON')
+    .action(async (opts) => {
+      const run = await loadRun(opts.checkpoint);
+      const split = await loadRunSplit(run, opts.data);
+      const decode = { ...EVAL_DECODE, resize: run.config.resize, centerCrop: run.config.image_size };
+      const loader = new DataLoader(split.test, { batchSize: opts.batchSize, transform: evalTransform({ size: run.config.image_size }), cache: new ImageCache({ decode }) });
+      const result = await evaluate(run.model, loader.epoch(0), run.classes);
+      const pct = (x: number) => `${(x * 100).toFixed(2)}%`;
+      console.log(`${run.checkpoint}: ${result.count} test images`);
+      console.log(`top-1 ${pct(result.top1)}  top-5 ${pct(result.top5)}  mean per-class ${pct(result.meanPerClass)}  loss ${result.loss.toFixed(4)}`);
+      console.log('\n| class | accuracy | correct / images |\n|---|---:|---:|');
+      for (const c of [...result.perClass].sort((a, b) => a.accuracy - b.accuracy)) console.log(`| ${c.className} | ${pct(c.accuracy)} | ${c.correct} / ${c.count} |`);
+      if (opts.json) fs.writeFileSync(opts.json, JSON.stringify(result, null, 1));
+      run.model.dispose();
+    });
+
+  program
+    .command('predict')
+    .description('top-5 classes with probabilities for image files')
+    .argument('<image...>', 'image files')
+    .requiredOption('--checkpoint <file|run>', 'a checkpoint file or a run folder')
+    .option('--top <k>', 'how many classes', positiveInt, 5)
+    .option('--json', 'print JSON')
+    .action(async (images: string[], opts) => {
+      const run = await loadRun(opts.checkpoint);
+      const predictions = await predict(run, images, opts.top);
+      if (opts.json) console.log(JSON.stringify(predictions, null, 1));
+      else for (const p of predictions) console.log(`${p.file}\n${p.top.map((t) => `  ${(t.probability * 100).toFixed(1).padStart(5)}%  ${t.className}`).join('\n')}`);
+      run.model.dispose();
+    });
+
+  program
+    .command('compare')
+    .description('the results table of finished runs (Markdown, and JSON with --json)')
+    .argument('<run...>', 'run folders')
+    .option('--json <file>', 'write the rows as JSON')
+    .action((runs: string[], opts) => {
+      const rows = comparisonRows(runs.map((r) => readResults(r)));
+      console.log(comparisonMarkdown(rows));
+      if (opts.json) fs.writeFileSync(opts.json, JSON.stringify(rows, null, 1));
+    });
+
+  const weights = program.command('weights').description('pretrained weights');
+  weights
+    .command('download')
+    .description("torchvision's ImageNet weights into the torch hub cache ($TORCH_HOME/hub/checkpoints)")
+    .addArgument(new Argument('<arch>', 'network').choices([...WEIGHTS_ARCHITECTURES]))
+    .action(async (arch: WeightsArch) => {
+      const file = await ensureWeights(arch, { onProgress: progressBar(process.stderr, { name: path.basename(arch) }) });
+      console.log(file);
+    });
+
+  const data = program.command('data').description('datasets');
+  data
+    .command('download')
+    .description('the Caltech-101 archive, checksum verified, extracted as <root>/101_ObjectCategories')
+    .option('--root <dir>', 'where to put it', 'data/caltech101')
+    .option('--url <url>', 'a mirror of the .zip or .tar.gz')
+    .action(async (opts) => {
+      const result = await downloadCaltech101(opts.root, { url: opts.url, onProgress: progressBar(process.stderr, { name: 'caltech-101' }) });
+      console.log(result.path);
+    });
+
+  return program;
+}
+
+function flatten(value: Record<string, unknown>, prefix = ''): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(value)) {
+    if (v && typeof v === 'object' && !Array.isArray(v)) Object.assign(out, flatten(v as Record<string, unknown>, `${prefix}${k}.`));
+    else out[`${prefix}${k}`] = v;
+  }
+  return out;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const program = buildProgram();
+  try {
+    await program.parseAsync(argv);
+    return 0;
+  } catch (error) {
+    if (error instanceof CommanderError) return error.exitCode === 0 ? 0 : 2;
+    if (error instanceof ConfigError) {
+      process.stderr.write(`finetorch: ${error.message}\n`);
+      return 2;
+    }
+    if (error instanceof InterruptedError) {
+      process.stderr.write(`finetorch: ${error.message}\n`);
+      return 130;
+    }
+    process.stderr.write(`finetorch: ${(error as Error).message}\n`);
+    return 1;
+  }
+}
+
+if (require.main === module) {
+  main(process.argv).then((code) => {
+    process.exitCode = code;
+  });
+}
