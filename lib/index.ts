@@ -7,3 +7,4 @@ export * from './models';
 export * from './training';
 export * from './data';
 export * from './experiment';
+export * from './download';

@@ -12,7 +12,7 @@ import { downloadCaltech101 } from '../lib/download/caltech101';
 import { progressBar } from '../lib/download/progress';
 import { ensureWeights, WEIGHTS_ARCHITECTURES, type WeightsArch } from '../lib/download/weights';
 import { comparisonMarkdown, comparisonRows } from '../lib/experiment/compare';
-import { ConfigError, readYaml, resolveConfig, type Config } from '../lib/experiment/config';
+import { ConfigError, configsDir, readYaml, resolveConfig, type Config } from '../lib/experiment/config';
 import { evaluate } from '../lib/experiment/evaluate';
 import { predict } from '../lib/experiment/predict';
 import { loadRun, loadRunSplit, readResults } from '../lib/experiment/runs';
@@ -65,6 +65,17 @@ function interruptSignal(): AbortSignal {
 }
 
 export function buildProgram(): Command {
+  // defaults come from configs/base.yaml (then the experiment file): show them in --help
+  let base: Record<string, unknown> = {};
+  try {
+    base = readYaml(path.join(configsDir(), 'base.yaml'));
+  } catch {
+    // help still works without the file
+  }
+  const d = (key: string): string => {
+    const value = key.split('.').reduce<unknown>((at, k) => (at as Record<string, unknown> | undefined)?.[k], base);
+    return value === undefined ? '' : ` (default: ${value === null ? 'none' : String(value)})`;
+  };
   const program = new Command('finetorch')
     .description('Fine-tune torchvision CNNs (AlexNet, ResNet-18) on Caltech-101 from TypeScript, over libtorch.')
     .showHelpAfterError('(run with --help for usage)')
@@ -73,21 +84,21 @@ export function buildProgram(): Command {
   program
     .command('train')
     .description('train one phase (or both stages) and test the best weights')
-    .addOption(new Option('--phase <phase>', 'training phase').choices(['feature_extract', 'finetune', 'scratch', 'two-stage']))
+    .addOption(new Option('--phase <phase>', `training phase${d('phase')}`).choices(['feature_extract', 'finetune', 'scratch', 'two-stage']))
     .option('--config <file>', 'experiment YAML over configs/base.yaml (a path, or a name in configs/experiments)')
-    .addOption(new Option('--arch <arch>', 'network').choices([...ARCHITECTURES]))
-    .addOption(new Option('--head <head>', 'ResNet head').choices(['linear', 'conv1x1']))
-    .option('--data <root>', 'dataset root (holds 101_ObjectCategories, or an ImageFolder tree)')
-    .option('--weights <weights>', "'imagenet', 'none' or a .pth/.safetensors file")
-    .option('--epochs <n>', 'epochs', nonNegativeInt)
-    .option('--batch-size <n>', 'batch size', positiveInt)
-    .option('--lr <rate>', 'learning rate of the phase (finetune: finetune_lr)', positiveNumber)
-    .option('--device <device>', 'auto, cpu, cuda or cuda:N')
-    .option('--seed <n>', 'random seed', nonNegativeInt)
-    .option('--image-size <n>', 'input crop size', positiveInt)
+    .addOption(new Option('--arch <arch>', `network${d('arch')}`).choices([...ARCHITECTURES]))
+    .addOption(new Option('--head <head>', `ResNet head${d('head')}`).choices(['linear', 'conv1x1']))
+    .option('--data <root>', `dataset root (holds 101_ObjectCategories, or an ImageFolder tree)${d('data.root')}`)
+    .option('--weights <weights>', `'imagenet', 'none' or a .pth/.safetensors file${d('weights')}`)
+    .option('--epochs <n>', `epochs${d('epochs')}`, nonNegativeInt)
+    .option('--batch-size <n>', `batch size${d('batch_size')}`, positiveInt)
+    .option('--lr <rate>', `learning rate of the phase${d('learning_rate')}; finetune: finetune_lr${d('finetune_lr')}`, positiveNumber)
+    .option('--device <device>', `auto, cpu, cuda or cuda:N${d('device')}`)
+    .option('--seed <n>', `random seed${d('seed')}`, nonNegativeInt)
+    .option('--image-size <n>', `input crop size${d('image_size')}`, positiveInt)
     .option('--init <checkpoint>', 'finetune: start from this checkpoint (the feature_extract best.pth)')
     .option('--resume <run>', 'continue the run in this folder from its last checkpoint')
-    .option('--out <dir>', 'output folder for run folders')
+    .option('--out <dir>', `output folder for run folders${d('output_dir')}`)
     .option('--name <name>', 'run folder name')
     .option('--set <key=value>', 'any config key, e.g. --set data.train_per_class=15 (repeatable)', keyValue)
     .option('--quiet', 'no progress output')
