@@ -8,3 +8,8 @@ export * from './training';
 export * from './data';
 export * from './experiment';
 export * from './download';
+export {
+  EventWriter, MetricsLog, readMetrics, metricSeries, lineChart, confusionMatrixChart, worstConfusions, gradientNormChart,
+  scatterChart, barChart, tsne, nearestNeighbourPurity, trustworthiness, renderReport, writeReport,
+} from './report';
+export type { MetricsRecord, EpochMetrics, GradNormRecord, TsneOptions, ReportOptions } from './report';

@@ -1,0 +1,99 @@
+// The finetorch command line, in-process: outputs, files and exit codes.
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import { main } from '../../scripts/cli';
+import { createSyntheticDataset } from '../helpers/synthetic-dataset';
+
+let dir: string;
+let data: string;
+
+async function run(...args: string[]): Promise<{ code: number; out: string; err: string }> {
+  let out = '';
+  let err = '';
+  const log = jest.spyOn(console, 'log').mockImplementation((...parts: unknown[]) => void (out += `${parts.join(' ')}\n`));
+  const stdout = jest.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => ((out += String(chunk)), true));
+  const stderr = jest.spyOn(process.stderr, 'write').mockImplementation((chunk: string | Uint8Array) => ((err += String(chunk)), true));
+  try {
+    const code = await main(['node', 'finetorch', ...args]);
+    return { code, out, err };
+  } finally {
+    log.mockRestore();
+    stdout.mockRestore();
+    stderr.mockRestore();
+  }
+}
+
+beforeAll(async () => {
+  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'finetorch-cli-'));
+  data = path.join(dir, 'data');
+  await createSyntheticDataset(data, { classes: 3, perClass: 8, size: 40, seed: 5 });
+});
+afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+const small = ['--image-size', '32', '--set', 'resize=36', '--set', 'data.train_per_class=5', '--set', 'data.test_per_class=3', '--batch-size', '8', '--quiet', '--device', 'cpu'];
+
+describe('finetorch CLI', () => {
+  test('train, then test, predict and compare on the saved run', async () => {
+    const trained = await run('train', '--phase', 'scratch', '--weights', 'none', '--epochs', '2', '--data', data, '--out', path.join(dir, 'runs'), '--name', 'cli-scratch', ...small);
+    expect(trained.err).toBe('');
+    expect(trained.code).toBe(0);
+    expect(trained.out).toMatch(/\| from scratch \| resnet18 \| \d+\.\d% \| \d+\.\d% \|/);
+    const runDir = path.join(dir, 'runs', 'cli-scratch');
+
+    const tested = await run('test', '--checkpoint', runDir, '--json', path.join(dir, 'eval.json'));
+    expect(tested.code).toBe(0);
+    expect(tested.out).toMatch(/9 test images/);
+    expect(tested.out).toMatch(/top-1 \d+\.\d\d%  top-5 \d+\.\d\d%  mean per-class \d+\.\d\d%/);
+    expect(tested.out).toMatch(/\| circle \| \d+\.\d\d% \| \d \/ 3 \|/);
+    const evaluation = JSON.parse(fs.readFileSync(path.join(dir, 'eval.json'), 'utf8'));
+    expect(evaluation.confusion.map((row: number[]) => row.reduce((a, b) => a + b, 0))).toEqual([3, 3, 3]);
+    expect(evaluation.top5).toBeGreaterThanOrEqual(evaluation.top1);
+
+    const image = fs.readdirSync(path.join(data, '101_ObjectCategories', 'circle'))[0];
+    const predicted = await run('predict', path.join(data, '101_ObjectCategories', 'circle', image), '--checkpoint', runDir, '--json');
+    expect(predicted.code).toBe(0);
+    const [p] = JSON.parse(predicted.out);
+    expect(p.top).toHaveLength(3); // top-5 of a 3-class model: all three
+    expect(p.top.map((t: { className: string }) => t.className).sort()).toEqual(['Stripes', 'checker', 'circle']);
+    const probabilities = p.top.map((t: { probability: number }) => t.probability);
+    expect(probabilities).toEqual([...probabilities].sort((a: number, b: number) => b - a));
+    expect(probabilities.reduce((a: number, b: number) => a + b, 0)).toBeCloseTo(1, 5);
+
+    const compared = await run('compare', runDir, runDir, '--json', path.join(dir, 'rows.json'));
+    expect(compared.code).toBe(0);
+    expect(compared.out).toContain('| method | arch | top-1 | top-5 | mean per-class | epochs | wall time | run |');
+    const rows = JSON.parse(fs.readFileSync(path.join(dir, 'rows.json'), 'utf8'));
+    expect(rows).toHaveLength(2);
+    expect(rows[0]).toMatchObject({ method: 'from scratch', arch: 'resnet18', epochs: 2 });
+    expect(rows[0].top5).toBeGreaterThanOrEqual(rows[0].top1);
+  });
+
+  test('bad flags and configs exit with 2 and say what is wrong', async () => {
+    const badNumber = await run('train', '--epochs', 'x');
+    expect(badNumber.code).toBe(2);
+    expect(badNumber.err).toContain("option '--epochs <n>' argument 'x' is invalid. expected a non-negative integer, got 'x'");
+    const badKey = await run('train', '--set', 'learning_rat=1');
+    expect(badKey.code).toBe(2);
+    expect(badKey.err).toContain("unknown key 'learning_rat' (did you mean 'learning_rate'?)");
+    const badChoice = await run('train', '--phase', 'finetuning');
+    expect(badChoice.code).toBe(2);
+    expect(badChoice.err).toContain('Allowed choices are feature_extract, finetune, scratch, two-stage');
+    expect((await run('frobnicate')).code).toBe(2);
+    const missing = await run('test', '--checkpoint', path.join(dir, 'nope'));
+    expect(missing.code).toBe(1);
+    expect(missing.err).toContain('no checkpoint or run folder at');
+  });
+
+  test('--help on every command, with defaults shown', async () => {
+    for (const command of [[], ['train'], ['test'], ['predict'], ['compare'], ['weights', 'download'], ['data', 'download']]) {
+      const help = await run(...command, '--help');
+      expect(help.code).toBe(0);
+      expect(help.out).toContain('Usage: finetorch');
+    }
+    const train = await run('train', '--help');
+    expect(train.out).toContain('epochs (default: 50)');
+    expect(train.out).toContain('(default: two-stage)');
+    expect((await run('data', 'download', '--help')).out).toContain('(default: "data/caltech101")');
+  });
+});

@@ -1,0 +1,39 @@
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import { ConfigError, resolveConfig } from '../../lib';
+
+describe('resolveConfig', () => {
+  test('base.yaml holds the seed’s settings', () => {
+    const c = resolveConfig();
+    expect(c).toMatchObject({
+      learning_rate: 1e-3, finetune_lr: 1e-5, batch_size: 32, epochs: 50, optimizer: 'adam', weight_decay: 1e-4,
+      augmentation: { random_crop: true, horizontal_flip: true, color_jitter: 0.1 },
+    });
+  });
+
+  test('experiment files override the base, flags override both, nested keys merge', () => {
+    const c = resolveConfig({ config: 'alexnet_scratch', overrides: { epochs: 3, 'data.root': '/x', 'augmentation.color_jitter': 0.2 } });
+    expect(c).toMatchObject({ arch: 'alexnet', phase: 'scratch', weights: 'none', epochs: 3, data: { root: '/x', train_per_class: 30 } });
+    expect(c.augmentation).toEqual({ random_crop: true, horizontal_flip: true, color_jitter: 0.2 });
+    for (const name of fs.readdirSync(path.join(__dirname, '../../configs/experiments'))) expect(() => resolveConfig({ config: name })).not.toThrow();
+  });
+
+  test('an unknown key suggests the nearest known one, in any layer', () => {
+    expect(() => resolveConfig({ overrides: { learning_rat: 1 } })).toThrow("command line: unknown key 'learning_rat' (did you mean 'learning_rate'?)");
+    expect(() => resolveConfig({ overrides: { 'data.train_per_clas': 1 } })).toThrow("unknown key 'data.train_per_clas' (did you mean 'data.train_per_class'?)");
+    const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'ft-config-')), 'bad.yaml');
+    fs.writeFileSync(file, 'optimiser: sgd\n');
+    expect(() => resolveConfig({ config: file })).toThrow(`${file}: unknown key 'optimiser' (did you mean 'optimizer'?)`);
+  });
+
+  test('types, ranges and enums are checked with what was expected and what came', () => {
+    expect(() => resolveConfig({ overrides: { batch_size: 0 } })).toThrow('expected an integer between 1 and ∞ for batch_size but received 0 of type number');
+    expect(() => resolveConfig({ overrides: { optimizer: 'rmsprop' } })).toThrow("expected one of sgd, adam, adamw for optimizer but received 'rmsprop' of type string");
+    expect(() => resolveConfig({ overrides: { device: 'gpu' } })).toThrow("expected 'auto', 'cpu', 'cuda' or 'cuda:N' for device");
+    expect(() => resolveConfig({ overrides: { arch: 'alexnet', head: 'conv1x1' } })).toThrow("head 'conv1x1' needs a ResNet");
+    expect(() => resolveConfig({ overrides: { image_size: 300 } })).toThrow('resize (256) must be at least image_size (300)');
+    expect(() => resolveConfig({ config: '/nonexistent.yaml' })).toThrow("cannot read config '/nonexistent.yaml': no such file");
+    expect(() => resolveConfig({ overrides: { epochs: 2 } })).not.toThrow(ConfigError);
+  });
+});
