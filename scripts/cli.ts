@@ -16,6 +16,7 @@ import { ConfigError, configsDir, readYaml, resolveConfig, type Config } from '.
 import { evaluate } from '../lib/experiment/evaluate';
 import { predict } from '../lib/experiment/predict';
 import { loadRun, loadRunSplit, readResults } from '../lib/experiment/runs';
+import { writeComparisonReport, writeRunReport } from '../lib/experiment/report';
 import { InterruptedError, train } from '../lib/experiment/trainer';
 import { ARCHITECTURES } from '../lib/models/model';
 
@@ -174,6 +175,17 @@ export function buildProgram(): Command {
       const rows = comparisonRows(runs.map((r) => readResults(r)));
       console.log(comparisonMarkdown(rows));
       if (opts.json) fs.writeFileSync(opts.json, JSON.stringify(rows, null, 1));
+    });
+
+  program
+    .command('report')
+    .description('regenerate pictures and report.html of runs from their saved logs (and compare.html for several)')
+    .argument('<run...>', 'run folders')
+    .option('--out <dir>', 'where compare.html goes when several runs are given', 'outputs/compare')
+    .option('--no-tsne', 'skip the t-SNE picture')
+    .action(async (runs: string[], opts) => {
+      for (const run of runs) console.log(await writeRunReport(run, { tsne: opts.tsne, overlay: runs.filter((r) => r !== run && readResults(r).phase === 'scratch') }));
+      if (runs.length > 1) console.log(await writeComparisonReport(runs, opts.out));
     });
 
   const weights = program.command('weights').description('pretrained weights');

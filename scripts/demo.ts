@@ -9,6 +9,7 @@ async function main(): Promise<number> {
   console.log(`\n${demo.table}\n`);
   console.log(`fine-tuned ${demo.fineTuneBeatsScratch ? 'beats' : 'does NOT beat'} scratch on mean per-class accuracy; demo took ${demo.wallSeconds.toFixed(0)} s`);
   console.log(`run folders: ${demo.results.map((r) => r.runDir).join(', ')}`);
+  console.log(`report: ${demo.comparisonReport} (and report.html in each run folder)`);
   console.log('the real experiment: finetorch data download && finetorch train --phase two-stage --data data/caltech101 --weights imagenet');
   return demo.fineTuneBeatsScratch ? 0 : 1;
 }

@@ -71,6 +71,7 @@ export const SCHEMA: Record<string, Rule> = {
   run_name: { kind: 'string', nullable: true, pattern: /^[\w.-]+$/, hint: 'letters, digits, ".", "_" and "-" only' },
   init_checkpoint: { kind: 'string', nullable: true },
   quiet: { kind: 'boolean' },
+  report: { kind: 'boolean' },
 };
 
 export interface Config {
@@ -113,6 +114,7 @@ export interface Config {
   run_name: string | null;
   init_checkpoint: string | null;
   quiet: boolean;
+  report: boolean;
 }
 
 export class ConfigError extends Error {

@@ -10,6 +10,7 @@ import { saveWeights } from '../models/weights';
 import { loadCheckpoint } from '../training/checkpoint';
 import { comparisonMarkdown, comparisonRows } from './compare';
 import { resolveConfig } from './config';
+import { writeComparisonReport, writeRunReport } from './report';
 import { train, type PhaseResult } from './trainer';
 
 export interface DemoOptions {
@@ -31,6 +32,8 @@ export interface DemoResult {
   results: PhaseResult[];
   table: string;
   fineTuneBeatsScratch: boolean;
+  /** compare.html: the table and the curves of all runs. */
+  comparisonReport: string;
   wallSeconds: number;
 }
 
@@ -61,6 +64,7 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
     device: 'cpu',
     output_dir: path.join(out, 'runs'),
     quiet: options.quiet ?? false,
+    report: false, // written below, the fine-tuned run's with scratch overlaid
     'augmentation.color_jitter': 0.1,
   };
 
@@ -91,12 +95,16 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
   );
   const results = [...transfer, scratch];
   const table = comparisonMarkdown(comparisonRows(results));
+  // each target run's report (scratch overlaid on the transfer runs), and the comparison page
+  for (const r of results) await writeRunReport(r.runDir, { overlay: r === scratch ? [] : [scratch.runDir], log });
+  const comparison = await writeComparisonReport(results.map((r) => r.runDir), out);
   const fineTuned = transfer[1];
   return {
     pretrainedWeights,
     results,
     table,
     fineTuneBeatsScratch: fineTuned.test.meanPerClass > scratch.test.meanPerClass,
+    comparisonReport: comparison,
     wallSeconds: (Date.now() - started) / 1000,
   };
 }

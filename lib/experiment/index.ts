@@ -10,3 +10,7 @@ export { comparisonRows, comparisonMarkdown } from './compare';
 export type { ComparisonRow } from './compare';
 export { predict } from './predict';
 export type { Prediction } from './predict';
+export { writeRunReport, writeComparisonReport } from './report';
+export type { RunReportOptions } from './report';
+export { runDemo } from './demo';
+export type { DemoOptions, DemoResult } from './demo';

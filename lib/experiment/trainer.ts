@@ -26,6 +26,7 @@ import { EventWriter } from '../report/tensorboard';
 import type { Config, Phase } from './config';
 import { evaluate, type Evaluation, type LabelledBatches } from './evaluate';
 import { AverageMeter, ProgressLine } from './meters';
+import { writeRunReport } from './report';
 
 export type SinglePhase = Exclude<Phase, 'two-stage'>;
 
@@ -248,6 +249,7 @@ export async function runPhase(config: Config & { phase: SinglePhase }, hooks: R
     };
     fs.writeFileSync(path.join(runDir, 'results.json'), JSON.stringify({ ...result, confusion, predictions: predictions.map((p, i) => ({ ...p, file: path.relative(split.root, split.test[i].path) })) }, null, 1));
     log(`[${run}] test: top-1 ${pct(test.top1)}  top-5 ${pct(test.top5)}  mean per-class ${pct(test.meanPerClass)}  (${test.count} images, ${wallSeconds.toFixed(1)} s)`);
+    if (config.report) await writeRunReport(runDir, { log });
     return result;
   } finally {
     metrics.close();

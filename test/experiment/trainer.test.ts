@@ -61,6 +61,13 @@ describe('train', () => {
       expect(Buffer.from(t.native.toBytes()).equals(source.get(name)!.native.toBytes())).toBe(true);
     }
     expect(Buffer.from(after.get('fc.weight')!.native.toBytes()).length).toBe(4 * 512 * 4);
+    // every run ends with pictures and a self-contained report
+    for (const picture of ['loss.png', 'accuracy.png', 'confusion.png', 'tsne.png', 'gradient-norms.png']) {
+      expect(fs.statSync(path.join(ft.runDir, 'pictures', picture)).size).toBeGreaterThan(1000);
+    }
+    const html = fs.readFileSync(path.join(ft.runDir, 'report.html'), 'utf8');
+    expect(html).toContain('data:image/png;base64,');
+    expect(html).toContain('fine-tuning (all layers)');
     // finetune used the same split as feature_extract
     expect(fs.readFileSync(path.join(ft.runDir, 'split.json'), 'utf8')).toBe(fs.readFileSync(path.join(fe.runDir, 'split.json'), 'utf8'));
   });

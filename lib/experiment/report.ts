@@ -1,0 +1,181 @@
+// Every run ends with pictures: curves, the confusion matrix, the worst-confused pairs, gradient
+// norms per layer, a t-SNE of the test set's penultimate features, and report.html holding them.
+// `finetorch report <run…>` regenerates all of it from the saved logs and checkpoint.
+import * as fs from 'fs';
+import * as path from 'path';
+import YAML from 'yaml';
+import { ImageCache } from '../data/cache';
+import { EVAL_DECODE } from '../data/decode';
+import { DataLoader } from '../data/loader';
+import { evalTransform } from '../data/transforms';
+import {
+  confusionMatrixChart,
+  gradientNormChart,
+  lineChart,
+  scatterChart,
+  worstConfusions,
+  worstConfusionsChart,
+  type LineSeries,
+} from '../report/charts';
+import { writeReport, type ReportImage } from '../report/html';
+import { readMetrics, type EpochMetrics, type GradNormRecord } from '../report/metrics-log';
+import { EventWriter } from '../report/tensorboard';
+import { tsne } from '../report/tsne';
+import { cat, type Tensor } from '../tensor';
+import { comparisonRows } from './compare';
+import { loadRun, loadRunSplit, readResults } from './runs';
+
+export interface RunReportOptions {
+  /** t-SNE of the test features (default true); capped at `tsnePoints` images. */
+  tsne?: boolean;
+  tsnePoints?: number;
+  /** Misclassified test images shown (default 24). */
+  misclassified?: number;
+  /** Runs drawn dashed on the curves for comparison (e.g. the scratch run). */
+  overlay?: string[];
+  log?: (line: string) => void;
+}
+
+function epochRecords(runDir: string): EpochMetrics[] {
+  const file = path.join(runDir, 'logs', 'metrics.jsonl');
+  return fs.existsSync(file) ? (readMetrics(file).filter((r) => r.kind === 'metrics') as EpochMetrics[]) : [];
+}
+
+function curve(records: EpochMetrics[], split: 'train' | 'val', metric: 'loss' | 'top1', name: string, dashed = false): LineSeries {
+  return { name, dashed, points: records.filter((r) => r.split === split).map((r) => [r.epoch, metric === 'top1' ? r.top1 * 100 : r.loss] as [number, number]) };
+}
+
+/** Writes the PNGs and report.html of one run folder; returns the report's path. */
+export async function writeRunReport(runDir: string, options: RunReportOptions = {}): Promise<string> {
+  const log = options.log ?? (() => undefined);
+  const results = readResults(runDir) as ReturnType<typeof readResults> & {
+    confusion: number[][];
+    predictions: Array<{ predicted: number; probability: number; label: number; file: string }>;
+  };
+  const config = YAML.parse(fs.readFileSync(path.join(runDir, 'config.yaml'), 'utf8'));
+  const pictures = path.join(runDir, 'pictures');
+  fs.mkdirSync(pictures, { recursive: true });
+  const images: ReportImage[] = [];
+  const save = async (name: string, caption: string, png: Promise<Buffer>) => {
+    const file = path.join(pictures, name);
+    fs.writeFileSync(file, await png);
+    images.push({ caption, file });
+    return file;
+  };
+
+  // curves: this run solid, overlays (e.g. scratch) dashed
+  const own = epochRecords(runDir);
+  const others = (options.overlay ?? []).map((dir) => ({ name: path.basename(dir), records: epochRecords(dir) }));
+  for (const metric of ['loss', 'top1'] as const) {
+    const series = [curve(own, 'train', metric, 'train'), curve(own, 'val', metric, 'val')];
+    for (const o of others) series.push(curve(o.records, 'val', metric, `${o.name} val`, true));
+    await save(`${metric === 'loss' ? 'loss' : 'accuracy'}.png`, metric === 'loss' ? 'Loss per epoch' : 'Top-1 accuracy per epoch (%)', lineChart({
+      title: `${results.run}: ${metric === 'loss' ? 'cross-entropy loss' : 'top-1 accuracy (%)'}`,
+      xLabel: 'epoch',
+      yLabel: metric === 'loss' ? 'loss' : 'top-1 %',
+      series: series.filter((s) => s.points.length > 0),
+    }));
+  }
+
+  const split = fs.existsSync(path.join(runDir, 'split.json')) ? JSON.parse(fs.readFileSync(path.join(runDir, 'split.json'), 'utf8')) : undefined;
+  const classNames: string[] = split?.classes ?? results.test.perClass.map((p) => p.className);
+  await save('confusion.png', 'Confusion matrix on the test set (rows: true class, normalised)', confusionMatrixChart({ matrix: results.confusion, classNames, title: `${results.run}: confusion matrix` }));
+  const worst = worstConfusions(results.confusion, classNames, 15);
+  if (worst.length > 0) await save('worst-confusions.png', 'The most confused class pairs', worstConfusionsChart(worst, { title: 'most confused (true → predicted)' }));
+
+  const gradients = fs.existsSync(path.join(runDir, 'logs', 'metrics.jsonl'))
+    ? (readMetrics(path.join(runDir, 'logs', 'metrics.jsonl')).filter((r) => r.kind === 'grad_norm') as GradNormRecord[])
+    : [];
+  if (gradients.length > 0) {
+    const layers: Record<string, number[]> = {};
+    for (const name of Object.keys(gradients[0].norms).filter((n) => n.endsWith('weight'))) layers[name] = gradients.map((g) => g.norms[name] ?? NaN);
+    await save('gradient-norms.png', 'Gradient norm per layer over training (log scale)', gradientNormChart({ steps: gradients.map((g) => g.step), layers, title: 'gradient L2 norm per layer' }));
+  }
+
+  if (options.tsne ?? true) {
+    try {
+      const file = await tsnePicture(runDir, pictures, options.tsnePoints ?? 1000, log);
+      if (file) images.push({ caption: 't-SNE of the penultimate features of the test set, coloured by class', file });
+    } catch (error) {
+      log(`t-SNE skipped: ${(error as Error).message}`);
+    }
+  }
+
+  // the confusion matrix in TensorBoard too
+  const events = new EventWriter(path.join(runDir, 'logs'));
+  const confusionPng = fs.readFileSync(path.join(pictures, 'confusion.png'));
+  events.addImage('confusion_matrix', confusionPng, confusionPng.readUInt32BE(16), confusionPng.readUInt32BE(20), results.epochs);
+  events.close();
+
+  const misclassified = results.predictions
+    .filter((p) => p.predicted !== p.label)
+    .sort((a, b) => b.probability - a.probability)
+    .slice(0, options.misclassified ?? 24)
+    .map((p) => ({ file: path.join(split?.root ?? config.data.root, p.file), trueClass: classNames[p.label], predictedClass: classNames[p.predicted], confidence: p.probability }))
+    .filter((m) => fs.existsSync(m.file));
+  const row = comparisonRows([results])[0];
+  const report = path.join(runDir, 'report.html');
+  writeReport(report, {
+    title: `finetorch run ${results.run}`,
+    config,
+    comparison: [{ method: row.method, top1: row.top1, top5: row.top5, meanPerClassAccuracy: row.meanPerClass, epochs: row.epochs, wallTimeSeconds: row.wallSeconds }],
+    images,
+    perClassAccuracy: results.test.perClass.map((p) => ({ className: p.className, accuracy: p.accuracy, count: p.count })),
+    misclassified,
+    notes: [`${results.test.count} test images; best validation top-1 ${(results.bestValTop1 * 100).toFixed(1)}%; phase-1 feature cache ${results.featureCache ? 'used' : 'not used'}.`],
+  });
+  log(`report: ${report}`);
+  return report;
+}
+
+async function tsnePicture(runDir: string, pictures: string, maxPoints: number, log: (line: string) => void): Promise<string | undefined> {
+  const run = await loadRun(runDir);
+  try {
+    const split = await loadRunSplit(run);
+    const samples = split.test.slice(0, maxPoints);
+    if (samples.length < 5) return undefined;
+    const decode = { ...EVAL_DECODE, resize: run.config.resize, centerCrop: run.config.image_size };
+    const loader = new DataLoader(samples, { batchSize: 32, transform: evalTransform({ size: run.config.image_size }), cache: new ImageCache({ decode }) });
+    const parts: Tensor[] = [];
+    for await (const batch of loader.epoch(0)) {
+      parts.push(await run.model.features(batch.images));
+      batch.images.dispose();
+      batch.labels.dispose();
+    }
+    const features = await cat(parts);
+    const values = features.toTypedArray() as Float32Array;
+    for (const t of [...parts, features]) t.dispose();
+    const t0 = Date.now();
+    const embedding = tsne(values, { dims: run.model.featureDim, seed: 0, perplexity: Math.min(30, Math.floor((samples.length - 1) / 3)) });
+    log(`t-SNE of ${samples.length} test images in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+    const file = path.join(pictures, 'tsne.png');
+    fs.writeFileSync(file, await scatterChart({ points: embedding, labels: samples.map((s) => s.label), classNames: run.classes, title: 't-SNE of penultimate features (test set)' }));
+    return file;
+  } finally {
+    run.model.dispose();
+  }
+}
+
+/** A report comparing runs: the results table and the validation curves of all of them. */
+export async function writeComparisonReport(runDirs: string[], outDir: string): Promise<string> {
+  const results = runDirs.map((d) => readResults(d));
+  fs.mkdirSync(outDir, { recursive: true });
+  const images: ReportImage[] = [];
+  for (const metric of ['top1', 'loss'] as const) {
+    const series: LineSeries[] = runDirs.map((dir, i) => ({ ...curve(epochRecords(dir), 'val', metric, results[i].run), dashed: results[i].phase === 'scratch' }));
+    const file = path.join(outDir, `compare-${metric}.png`);
+    fs.writeFileSync(file, await lineChart({ title: `validation ${metric === 'top1' ? 'top-1 (%)' : 'loss'}`, xLabel: 'epoch', yLabel: metric, series: series.filter((s) => s.points.length) }));
+    images.push({ caption: `Validation ${metric === 'top1' ? 'top-1 accuracy' : 'loss'} per epoch (scratch dashed)`, file });
+  }
+  const last = results[results.length - 1];
+  const report = path.join(outDir, 'compare.html');
+  writeReport(report, {
+    title: 'finetorch comparison',
+    config: { runs: runDirs },
+    comparison: comparisonRows(results).map((r) => ({ method: `${r.method} (${r.run})`, top1: r.top1, top5: r.top5, meanPerClassAccuracy: r.meanPerClass, epochs: r.epochs, wallTimeSeconds: r.wallSeconds })),
+    images,
+    perClassAccuracy: last.test.perClass.map((p) => ({ className: p.className, accuracy: p.accuracy, count: p.count })),
+    notes: [`Per-class accuracy shown for ${last.run}.`],
+  });
+  return report;
+}
