@@ -36,7 +36,8 @@ export interface NativeTensor {
   toTypedArray(): AnyTypedArray;
   /** Raw bytes of a contiguous CPU copy. */
   toBytes(): Buffer;
-  to(device: string, dtype?: DType): Promise<NativeTensor>;
+  /** nonBlocking: asynchronous copy from pinned host memory to CUDA. */
+  to(device: string, dtype?: DType, nonBlocking?: boolean): Promise<NativeTensor>;
   clone(): NativeTensor;
   dispose(): void;
 }
@@ -85,6 +86,7 @@ export interface NativeModel {
   backward(images: NativeTensor, labels: NativeTensor, options?: { labelSmoothing?: number }): Promise<{ loss: number; correct1: number; correct5: number }>;
   namedGradients(): NamedTensors;
   to(device: string): Promise<void>;
+  setChannelsLast(flag: boolean): Promise<void>;
   readonly device: string;
   readonly headPrefix: string;
   readonly featureDim: number;
@@ -149,6 +151,10 @@ export interface NativeStepOptions {
   gradStatsBins: number;
   /** The inputs are features() outputs: only the head runs. */
   features: boolean;
+  /** 'none', 'fp16' (CUDA) or 'bf16': autocast around forward and loss. */
+  amp: 'none' | 'fp16' | 'bf16';
+  /** fp16 loss scale (0: off); inf/nan gradients skip the step. */
+  lossScale: number;
   returnLogits?: boolean;
 }
 
@@ -168,6 +174,8 @@ export interface NativeStepResult {
   gradNorm?: number;
   gradStats?: NativeGradStat[];
   logits?: NativeTensor;
+  /** Loss scaling found non-finite gradients: the parameters were not updated. */
+  skipped?: boolean;
 }
 
 export interface NativeAugmentOutput {
@@ -176,6 +184,8 @@ export interface NativeAugmentOutput {
   mean: [number, number, number];
   std: [number, number, number];
   channelsLast: boolean;
+  /** Page-locked output (when CUDA is available), for asynchronous copies to the GPU. */
+  pinMemory: boolean;
 }
 
 export interface NativeAddon {
@@ -195,6 +205,7 @@ export interface NativeAddon {
   getNumThreads(): number;
   setNumThreads(threads: number): void;
   manualSeed(seed: number): void;
+  setCudnnBenchmark(flag: boolean): void;
   matmul(a: NativeTensor, b: NativeTensor): Promise<NativeTensor>;
   randn(shape: number[]): NativeTensor;
   cat(tensors: NativeTensor[], dim: number): Promise<NativeTensor>;

@@ -1,7 +1,7 @@
 // finetorch: fine-tune torchvision CNNs from TypeScript over libtorch.
-export { Tensor, tensor, randn, matmul, cat, indexSelect, DTYPES } from './tensor';
+export { Tensor, tensor, randn, matmul, cat, indexSelect, validateDevice, DTYPES } from './tensor';
 export type { DType, TensorOptions } from './tensor';
-export { runtimeInfo, setNumThreads, getNumThreads, manualSeed } from './runtime';
+export { runtimeInfo, setNumThreads, getNumThreads, manualSeed, resolveDevice, setCudnnBenchmark } from './runtime';
 export type { RuntimeInfo } from './runtime';
 export * from './models';
 export * from './training';

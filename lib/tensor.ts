@@ -30,6 +30,14 @@ function dtypeOfArray(data: AnyTypedArray): DType | undefined {
   return undefined;
 }
 
+/** 'cpu', 'cuda' or 'cuda:N' (and 'auto' when allowed), else a TypeError. */
+export function validateDevice(device: unknown, allowAuto = false): string {
+  if (typeof device !== 'string' || !(allowAuto && device === 'auto') && !/^(cpu|cuda(:\d+)?)$/.test(device)) {
+    throw invalid(`device ${allowAuto ? "'auto', " : ''}'cpu', 'cuda' or 'cuda:N'`, 'device', device);
+  }
+  return device;
+}
+
 export function validateShape(name: string, shape: unknown): number[] {
   if (!Array.isArray(shape)) throw invalid('array of non-negative integers', name, shape);
   return shape.map((size, i) => nonNegativeInteger(`${name}[${i}]`, size));
@@ -69,13 +77,15 @@ export class Tensor {
     return values instanceof BigInt64Array ? Array.from(values, Number) : Array.from(values as ArrayLike<number>);
   }
 
-  /** A copy on `device` ('cpu', 'cuda', 'cuda:1'), optionally converted to `dtype`. */
-  async to(device: string, dtype?: DType): Promise<Tensor> {
-    if (typeof device !== 'string' || !/^(cpu|cuda(:\d+)?)$/.test(device)) {
-      throw invalid("device 'cpu', 'cuda' or 'cuda:N'", 'device', device);
-    }
+  /**
+   * A copy on `device` ('cpu', 'cuda', 'cuda:1'), optionally converted to `dtype`. From pinned host
+   * memory to CUDA, `nonBlocking` lets the copy overlap other work (it stays ordered before later GPU
+   * work). Without CUDA, asking for it is an error saying so.
+   */
+  async to(device: string, dtype?: DType, options: { nonBlocking?: boolean } = {}): Promise<Tensor> {
+    validateDevice(device);
     if (dtype !== undefined) oneOf('dtype', dtype, DTYPES);
-    return new Tensor(await this.native.to(device, dtype));
+    return new Tensor(await this.native.to(device, dtype, options.nonBlocking === true));
   }
 
   clone(): Tensor {

@@ -18,13 +18,14 @@ constexpr int kParamsPerImage = 13;  // cropX, cropY, cropW, cropH, flip, b, c, 
 class AugmentWorker : public Napi::AsyncWorker {
  public:
   AugmentWorker(Napi::Env env, std::vector<augment::ImageView> images, std::vector<augment::Params> params,
-                augment::Output output, bool channelsLast, std::vector<Napi::ObjectReference> keepAlive)
+                augment::Output output, bool channelsLast, bool pinMemory, std::vector<Napi::ObjectReference> keepAlive)
       : Napi::AsyncWorker(env, "finetorch.augment"),
         deferred_(Napi::Promise::Deferred::New(env)),
         images_(std::move(images)),
         params_(std::move(params)),
         output_(output),
         channelsLast_(channelsLast),
+        pinMemory_(pinMemory),
         keepAlive_(std::move(keepAlive)) {}
 
   Napi::Promise promise() { return deferred_.Promise(); }
@@ -33,8 +34,10 @@ class AugmentWorker : public Napi::AsyncWorker {
     try {
       int64_t n = static_cast<int64_t>(images_.size());
       // NHWC memory when channels-last is asked for; the tensor is viewed as NCHW either way
-      result_ = channelsLast_ ? torch::empty({n, output_.height, output_.width, 3}).permute({0, 3, 1, 2})
-                              : torch::empty({n, 3, output_.height, output_.width});
+      // page-locked when bound for a GPU, so the copy there can be asynchronous
+      auto options = torch::TensorOptions().dtype(torch::kFloat).pinned_memory(pinMemory_);
+      result_ = channelsLast_ ? torch::empty({n, output_.height, output_.width, 3}, options).permute({0, 3, 1, 2})
+                              : torch::empty({n, 3, output_.height, output_.width}, options);
       float* base = result_.data_ptr<float>();
       size_t perImage = static_cast<size_t>(3) * output_.width * output_.height;
       std::vector<uint8_t> pixels;
@@ -64,6 +67,7 @@ class AugmentWorker : public Napi::AsyncWorker {
   std::vector<augment::Params> params_;
   augment::Output output_;
   bool channelsLast_;
+  bool pinMemory_;
   std::vector<Napi::ObjectReference> keepAlive_;  // the JS buffers read by Execute()
   torch::Tensor result_;
 };
@@ -86,6 +90,7 @@ Napi::Value augmentBatch(const Napi::CallbackInfo& info) {
       output.std[c] = std.Get(c).As<Napi::Number>().FloatValue();
     }
     bool channelsLast = options.Get("channelsLast").ToBoolean();
+    bool pinMemory = options.Get("pinMemory").ToBoolean() && torch::cuda::is_available();
     if (params.ElementLength() != list.Length() * kParamsPerImage) throw std::invalid_argument("augmentBatch: params length mismatch");
     std::vector<augment::ImageView> images;
     std::vector<augment::Params> perImage;
@@ -118,7 +123,7 @@ Napi::Value augmentBatch(const Napi::CallbackInfo& info) {
       perImage.push_back(q);
       keepAlive.push_back(Napi::Persistent(data.As<Napi::Object>()));
     }
-    auto* worker = new AugmentWorker(env, std::move(images), std::move(perImage), output, channelsLast, std::move(keepAlive));
+    auto* worker = new AugmentWorker(env, std::move(images), std::move(perImage), output, channelsLast, pinMemory, std::move(keepAlive));
     auto promise = worker->promise();
     worker->Queue();
     return promise;

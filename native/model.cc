@@ -69,6 +69,7 @@ Napi::Function ModelWrap::define(Napi::Env env) {
                          InstanceMethod<&ModelWrap::backward>("backward"),
                          InstanceMethod<&ModelWrap::namedGradients>("namedGradients"),
                          InstanceMethod<&ModelWrap::to>("to"),
+                         InstanceMethod<&ModelWrap::setChannelsLast>("setChannelsLast"),
                          InstanceAccessor<&ModelWrap::device>("device"),
                          InstanceAccessor<&ModelWrap::headPrefix>("headPrefix"),
                          InstanceAccessor<&ModelWrap::featureDim>("featureDim"),
@@ -313,6 +314,27 @@ Napi::Value ModelWrap::to(const Napi::CallbackInfo& info) {
     auto device = parseDevice(info[0].As<Napi::String>().Utf8Value());
     return Addon::of(env).queue().run<bool>(
         env, [net, device] { net->to(device); return true; },
+        [](Napi::Env e, bool&) -> Napi::Value { return e.Undefined(); });
+  });
+}
+
+// setChannelsLast(flag) -> Promise<void>: 4-D weights stored NHWC (or back to NCHW), the layout
+// oneDNN and cuDNN prefer for convolutions; the optimizer sees the same tensors.
+Napi::Value ModelWrap::setChannelsLast(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return guarded(env, [&]() -> Napi::Value {
+    auto net = live(env);
+    bool flag = info[0].ToBoolean();
+    return Addon::of(env).queue().run<bool>(
+        env,
+        [net, flag] {
+          torch::NoGradGuard noGrad;
+          auto format = flag ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::Contiguous;
+          for (auto& p : net->parameters()) {
+            if (p.dim() == 4) p.set_data(p.data().contiguous(format));
+          }
+          return true;
+        },
         [](Napi::Env e, bool&) -> Napi::Value { return e.Undefined(); });
   });
 }

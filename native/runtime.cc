@@ -33,6 +33,12 @@ Napi::Value setNumThreads(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+Napi::Value setCudnnBenchmark(const Napi::CallbackInfo& info) {
+  // cuDNN tries the convolution algorithms once per input shape and keeps the fastest
+  at::globalContext().setBenchmarkCuDNN(info[0].ToBoolean());
+  return info.Env().Undefined();
+}
+
 Napi::Value manualSeed(const Napi::CallbackInfo& info) {
   // Seeds the CPU generator and every CUDA one, like torch.manual_seed.
   torch::manual_seed(static_cast<uint64_t>(info[0].As<Napi::Number>().Int64Value()));
@@ -96,6 +102,7 @@ void registerRuntime(Napi::Env env, Napi::Object exports, Addon&) {
   exports.Set("getNumThreads", Napi::Function::New<getNumThreads>(env, "getNumThreads"));
   exports.Set("setNumThreads", Napi::Function::New<setNumThreads>(env, "setNumThreads"));
   exports.Set("manualSeed", Napi::Function::New<manualSeed>(env, "manualSeed"));
+  exports.Set("setCudnnBenchmark", Napi::Function::New<setCudnnBenchmark>(env, "setCudnnBenchmark"));
   exports.Set("matmul", Napi::Function::New<matmul>(env, "matmul"));
   exports.Set("randn", Napi::Function::New<randn>(env, "randn"));
   exports.Set("cat", Napi::Function::New<cat>(env, "cat"));

@@ -180,7 +180,8 @@ Napi::Value TensorWrap::toBytes(const Napi::CallbackInfo& info) {
   });
 }
 
-// to(device: string, dtype?: string) -> Promise<Tensor>; a copy made on the compute thread.
+// to(device: string, dtype?: string, nonBlocking?: bool) -> Promise<Tensor>; a copy made on the
+// compute thread (non-blocking from pinned host memory to CUDA: ordered on the same stream).
 Napi::Value TensorWrap::to(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   return guarded(env, [&]() -> Napi::Value {
@@ -188,8 +189,9 @@ Napi::Value TensorWrap::to(const Napi::CallbackInfo& info) {
     auto device = parseDevice(info[0].As<Napi::String>().Utf8Value());
     auto type = info.Length() > 1 && info[1].IsString() ? parseDType(info[1].As<Napi::String>().Utf8Value())
                                                        : source.scalar_type();
+    bool nonBlocking = info.Length() > 2 && info[2].ToBoolean() && source.is_pinned();
     return Addon::of(env).queue().run<torch::Tensor>(
-        env, [source, device, type] { return source.to(device, type, /*non_blocking=*/false, /*copy=*/true); },
+        env, [source, device, type, nonBlocking] { return source.to(device, type, nonBlocking, /*copy=*/true); },
         [](Napi::Env e, torch::Tensor& result) -> Napi::Value { return wrap(e, result); });
   });
 }

@@ -7,6 +7,7 @@
 #include "addon.h"
 #include "errors.h"
 #include "model.h"
+#include "ops/autocast.h"
 #include "ops/loss.h"
 #include "optimizer.h"
 #include "tensor.h"
@@ -27,6 +28,7 @@ struct StepResult {
   TopK topk;
   int64_t count = 0;
   double gradNorm = -1;  // -1: not computed
+  bool skipped = false;  // fp16 loss scaling found inf/nan gradients: no update this step
   std::vector<GradStat> gradStats;
   torch::Tensor logits;
 };
@@ -46,6 +48,7 @@ Napi::Object resultToJs(Napi::Env env, StepResult& r) {
   out.Set("correct5", static_cast<double>(r.topk.correct5));
   out.Set("count", static_cast<double>(r.count));
   if (r.gradNorm >= 0) out.Set("gradNorm", r.gradNorm);
+  out.Set("skipped", r.skipped);
   if (!r.gradStats.empty()) {
     auto stats = Napi::Array::New(env, r.gradStats.size());
     for (size_t i = 0; i < r.gradStats.size(); i++) {
@@ -79,22 +82,46 @@ Napi::Value trainStep(const Napi::CallbackInfo& info) {
     double clip = options.Get("clipGradNorm").As<Napi::Number>().DoubleValue();
     int64_t bins = options.Get("gradStatsBins").As<Napi::Number>().Int64Value();
     bool featuresInput = options.Get("features").ToBoolean();
+    Amp amp = parseAmp(options.Get("amp").As<Napi::String>().Utf8Value());
+    double lossScale = options.Get("lossScale").As<Napi::Number>().DoubleValue();
     return Addon::of(env).queue().run<StepResult>(
         env,
-        [net, optimizer, images, labels, loss, clip, bins, featuresInput] {
+        [net, optimizer, images, labels, loss, clip, bins, featuresInput, amp, lossScale] {
           // gradients set to none, not zero: frozen parameters then get no update at all (weight
           // decay and momentum included), as with PyTorch's zero_grad(set_to_none=True)
           for (auto& p : net->parameters()) p.mutable_grad() = torch::Tensor();
           auto target = labels.to(images.device());
-          auto logits = featuresInput ? net->classify(images) : net->forward(images);
-          auto value = crossEntropy(logits, target, loss);
+          torch::Tensor logits, value;
+          {
+            AutocastGuard autocast(amp, images.device());
+            logits = featuresInput ? net->classify(images) : net->forward(images);
+            value = crossEntropy(logits, target, loss);  // computed in float32
+          }
           double lossValue = value.item<double>();
           if (!std::isfinite(lossValue)) {
             throw std::runtime_error("loss is " + std::to_string(lossValue) +
                                      ": the step was not applied (parameters unchanged); lower the learning rate or check the inputs");
           }
-          value.backward();
+          // fp16 loss scaling (a GradScaler whose scale the caller keeps): scale, backward, unscale
+          (lossScale > 0 ? value * lossScale : value).backward();
           StepResult result;
+          if (lossScale > 0) {
+            torch::NoGradGuard noGrad;
+            bool finite = true;
+            for (auto& p : net->parameters()) {
+              if (!p.grad().defined()) continue;
+              p.mutable_grad().div_(lossScale);
+              if (finite && !torch::isfinite(p.grad()).all().item<bool>()) finite = false;
+            }
+            if (!finite) {
+              for (auto& p : net->parameters()) p.mutable_grad() = torch::Tensor();
+              result.skipped = true;
+              result.loss = lossValue;
+              result.count = images.size(0);
+              result.topk = countCorrect(logits, target);
+              return result;
+            }
+          }
           result.loss = lossValue;
           result.count = images.size(0);
           result.topk = countCorrect(logits, target);
@@ -143,11 +170,17 @@ Napi::Value evalStep(const Napi::CallbackInfo& info) {
     auto loss = lossOptions(options);
     bool returnLogits = options.Get("returnLogits").ToBoolean();
     bool featuresInput = options.Get("features").ToBoolean();
+    Amp amp = parseAmp(options.Get("amp").As<Napi::String>().Utf8Value());
     return Addon::of(env).queue().run<StepResult>(
         env,
-        [net, images, labels, loss, returnLogits, featuresInput] {
+        [net, images, labels, loss, returnLogits, featuresInput, amp] {
           torch::NoGradGuard noGrad;
-          auto logits = featuresInput ? net->classify(images) : net->forward(images);
+          torch::Tensor logits;
+          {
+            AutocastGuard autocast(amp, images.device());
+            logits = featuresInput ? net->classify(images) : net->forward(images);
+          }
+          logits = logits.to(torch::kFloat);
           StepResult result;
           result.count = images.size(0);
           if (labels.defined()) {

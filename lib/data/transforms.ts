@@ -32,6 +32,8 @@ export interface TransformOptions {
   std?: [number, number, number];
   /** Lay the batch out channels-last in memory (same NCHW shape). */
   channelsLast?: boolean;
+  /** Page-locked batches (when CUDA is available) for asynchronous copies to the GPU. */
+  pinMemory?: boolean;
 }
 
 interface ResolvedJitter {
@@ -50,10 +52,11 @@ export class Transform {
   readonly mean: [number, number, number];
   readonly std: [number, number, number];
   readonly channelsLast: boolean;
+  readonly pinMemory: boolean;
 
   constructor(options: TransformOptions = {}) {
     knownKeys('transform options', plainObject('transform options', options), [
-      'size', 'randomResizedCrop', 'randomCrop', 'horizontalFlip', 'colorJitter', 'mean', 'std', 'channelsLast',
+      'size', 'randomResizedCrop', 'randomCrop', 'horizontalFlip', 'colorJitter', 'mean', 'std', 'channelsLast', 'pinMemory',
     ]);
     this.size = positiveInteger('size', options.size ?? 224);
     const rrc = options.randomResizedCrop ?? false;
@@ -90,6 +93,7 @@ export class Transform {
     this.mean = options.mean ?? IMAGENET_MEAN;
     this.std = options.std ?? IMAGENET_STD;
     this.channelsLast = boolean('channelsLast', options.channelsLast ?? false);
+    this.pinMemory = boolean('pinMemory', options.pinMemory ?? false);
   }
 
   /** True when the transform draws random numbers (training augmentation). */
@@ -155,7 +159,7 @@ export class Transform {
     const result = await native().augmentBatch(
       images.map((im) => ({ data: im.data, width: im.width, height: im.height })),
       flat,
-      { width: this.size, height: this.size, mean: this.mean, std: this.std, channelsLast: this.channelsLast },
+      { width: this.size, height: this.size, mean: this.mean, std: this.std, channelsLast: this.channelsLast, pinMemory: this.pinMemory },
     );
     return new Tensor(result);
   }
@@ -177,6 +181,6 @@ export function trainTransform(options: TransformOptions = {}): Transform {
 }
 
 /** Evaluation: the centre crop of the Resize(256) -> CenterCrop(224) decode, normalised. */
-export function evalTransform(options: Pick<TransformOptions, 'size' | 'mean' | 'std' | 'channelsLast'> = {}): Transform {
+export function evalTransform(options: Pick<TransformOptions, 'size' | 'mean' | 'std' | 'channelsLast' | 'pinMemory'> = {}): Transform {
   return new Transform(options);
 }

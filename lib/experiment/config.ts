@@ -13,7 +13,7 @@ export const SCHEDULERS = ['none', 'step', 'cosine', 'warmup_cosine', 'plateau']
 
 type Rule =
   | { kind: 'number'; min?: number; max?: number; integer?: boolean; nullable?: boolean }
-  | { kind: 'enum'; values: readonly string[] }
+  | { kind: 'enum'; values: readonly string[]; orBoolean?: boolean }
   | { kind: 'boolean' }
   | { kind: 'string'; nullable?: boolean; pattern?: RegExp; hint?: string }
   | { kind: 'object'; fields: Record<string, Rule> };
@@ -64,6 +64,8 @@ export const SCHEMA: Record<string, Rule> = {
       cache_file: { kind: 'string', nullable: true },
     },
   },
+  amp: { kind: 'enum', values: ['fp16', 'bf16'], orBoolean: true },
+  channels_last: { kind: 'boolean' },
   device: { kind: 'string', pattern: /^(auto|cpu|cuda(:\d+)?)$/, hint: "'auto', 'cpu', 'cuda' or 'cuda:N'" },
   threads: { kind: 'number', min: 1, max: 1024, integer: true, nullable: true },
   seed: { kind: 'number', min: 0, max: 0xffffffff, integer: true },
@@ -107,6 +109,8 @@ export interface Config {
     test_ratio: number;
     cache_file: string | null;
   };
+  amp: boolean | 'fp16' | 'bf16';
+  channels_last: boolean;
   device: string;
   threads: number | null;
   seed: number;
@@ -134,7 +138,8 @@ function checkValue(key: string, rule: Rule, value: unknown, source: string): un
       return value;
     }
     case 'enum':
-      if (typeof value !== 'string' || !rule.values.includes(value)) throw fail(`one of ${rule.values.join(', ')}`);
+      if (rule.orBoolean && typeof value === 'boolean') return value;
+      if (typeof value !== 'string' || !rule.values.includes(value)) throw fail(`${rule.orBoolean ? 'true, false or ' : ''}one of ${rule.values.join(', ')}`);
       return value;
     case 'boolean':
       if (typeof value !== 'boolean') throw fail('true or false');

@@ -15,7 +15,7 @@ import { loadSplitManifest, saveSplitManifest, splitDataset, type Split } from '
 import { evalTransform, Transform } from '../data/transforms';
 import { createModel, type Model } from '../models/model';
 import { loadPretrained } from '../models/weights';
-import { runtimeInfo, manualSeed, setNumThreads } from '../runtime';
+import { manualSeed, resolveDevice, setCudnnBenchmark, setNumThreads } from '../runtime';
 import { cat, indexSelect, Tensor } from '../tensor';
 import { loadCheckpoint, restoreCheckpoint, writeCheckpoints } from '../training/checkpoint';
 import { createOptimizer, type Optimizer } from '../training/optimizer';
@@ -79,11 +79,6 @@ function timestamp(): string {
   return new Date().toISOString().replace(/[-:]/g, '').replace(/\..*/, '').replace('T', '-');
 }
 
-function resolveDevice(device: string): string {
-  if (device !== 'auto') return device;
-  return runtimeInfo().cudaAvailable ? 'cuda' : 'cpu';
-}
-
 /** One phase: its own run folder with checkpoints/, logs/, config.yaml, split.json, results.json. */
 export async function runPhase(config: Config & { phase: SinglePhase }, hooks: RunHooks = {}): Promise<PhaseResult> {
   const log = hooks.log ?? ((line: string) => (config.quiet ? undefined : process.stderr.write(`${line}\n`)));
@@ -116,7 +111,13 @@ export async function runPhase(config: Config & { phase: SinglePhase }, hooks: R
   // ---- model ---------------------------------------------------------------------------------
   const model = createModel(config.arch, { numClasses: classes.length, head: config.head });
   await initialiseWeights(model, config, hooks, log);
-  if (device !== 'cpu') await model.to(device);
+  const cuda = device.startsWith('cuda');
+  if (cuda) {
+    await model.to(device);
+    setCudnnBenchmark(true);
+  }
+  if (config.channels_last) await model.channelsLast(true);
+  const layout = { channelsLast: config.channels_last, pinMemory: cuda };
 
   // ---- phase: what trains, at which rate, with which inputs ----------------------------------
   const augment = config.phase === 'feature_extract' ? config.feature_extract_augmentation : true;
@@ -145,14 +146,15 @@ export async function runPhase(config: Config & { phase: SinglePhase }, hooks: R
         randomResizedCrop: config.augmentation.random_crop,
         horizontalFlip: config.augmentation.horizontal_flip,
         colorJitter: config.augmentation.color_jitter,
+        ...layout,
       })
-    : evalTransform({ size: config.image_size });
+    : evalTransform({ size: config.image_size, ...layout });
   const evalDecode = { ...EVAL_DECODE, resize: config.resize, centerCrop: config.image_size };
   const evalCache = await decodedCache(split, evalDecode, config, 'eval', log);
   const trainCache = augment ? await decodedCache(split, { ...TRAIN_DECODE, resize: config.resize }, config, 'train', log, true) : evalCache;
   const trainLoader = new DataLoader(split.train, { batchSize: config.batch_size, transform: trainTransform, cache: trainCache, shuffle: true, seed: config.seed });
-  const valLoader = new DataLoader(validation, { batchSize: config.batch_size, transform: evalTransform({ size: config.image_size }), cache: evalCache });
-  const testLoader = new DataLoader(split.test, { batchSize: config.batch_size, transform: evalTransform({ size: config.image_size }), cache: evalCache });
+  const valLoader = new DataLoader(validation, { batchSize: config.batch_size, transform: evalTransform({ size: config.image_size, ...layout }), cache: evalCache });
+  const testLoader = new DataLoader(split.test, { batchSize: config.batch_size, transform: evalTransform({ size: config.image_size, ...layout }), cache: evalCache });
 
   // ---- resume --------------------------------------------------------------------------------
   let startEpoch = 0;
@@ -196,7 +198,12 @@ export async function runPhase(config: Config & { phase: SinglePhase }, hooks: R
       const progress = new ProgressLine(`[${run}] epoch ${epoch + 1}/${config.epochs}`, trainLoader.length, { quiet: config.quiet });
       let done = 0;
       for await (const batch of trainBatches(epoch)) {
-        const result = await trainStep(model, optimizer, batch.images, batch.labels, { labelSmoothing: config.label_smoothing, features: cached !== undefined, gradStatsBins: step % 50 === 0 ? 30 : 0 });
+        const result = await trainStep(model, optimizer, batch.images, batch.labels, {
+          labelSmoothing: config.label_smoothing,
+          features: cached !== undefined,
+          gradStatsBins: step % 50 === 0 ? 30 : 0,
+          amp: cached ? false : config.amp,
+        });
         step++;
         losses.update(result.loss, result.count);
         top1.update(result.correct1 / result.count, result.count);
@@ -386,7 +393,7 @@ async function* onDevice(batches: AsyncIterable<{ images: Tensor; labels: Tensor
       yield batch;
       continue;
     }
-    const images = await batch.images.to(device);
+    const images = await batch.images.to(device, undefined, { nonBlocking: true });
     batch.images.dispose();
     yield { images, labels: batch.labels };
   }

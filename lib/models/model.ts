@@ -1,6 +1,6 @@
 // The public Model: a torchvision-exact network with freezing, training modes and state dicts.
 import { native, type NativeModel } from '../../binding';
-import { Tensor } from '../tensor';
+import { Tensor, validateDevice } from '../tensor';
 import { invalid, knownKeys, numberInRange, oneOf, plainObject, positiveInteger } from '../utils/validate';
 
 export const ARCHITECTURES = ['alexnet', 'resnet18', 'resnet34', 'resnet50', 'vgg16'] as const;
@@ -176,10 +176,14 @@ export class Model {
   }
 
   async to(device: string): Promise<this> {
-    if (typeof device !== 'string' || !/^(cpu|cuda(:\d+)?)$/.test(device)) {
-      throw invalid("device 'cpu', 'cuda' or 'cuda:N'", 'device', device);
-    }
+    validateDevice(device);
     await this.native.to(device);
+    return this;
+  }
+
+  /** Stores 4-D weights channels-last (NHWC), the layout oneDNN and cuDNN convolutions prefer. */
+  async channelsLast(flag = true): Promise<this> {
+    await this.native.setChannelsLast(flag === true);
     return this;
   }
 

@@ -3,7 +3,8 @@
 import { native, type NativeStepOptions } from '../../binding';
 import { validateImages, validateLabels, type Model } from '../models/model';
 import { Tensor } from '../tensor';
-import { invalid, knownKeys, nonNegativeInteger, numberInRange, plainObject } from '../utils/validate';
+import { invalid, knownKeys, nonNegativeInteger, numberInRange, oneOf, plainObject } from '../utils/validate';
+import { GradScaler } from './grad-scaler';
 import type { Optimizer } from './optimizer';
 
 export interface StepOptions {
@@ -17,6 +18,13 @@ export interface StepOptions {
   gradStatsBins?: number;
   /** The inputs are model.features() outputs: only the head runs (the phase-1 feature cache). */
   features?: boolean;
+  /**
+   * Automatic mixed precision around forward and loss: 'fp16' (CUDA, with loss scaling), 'bf16'
+   * (CUDA or CPU), true for the device's best ('fp16' on CUDA, 'bf16' on the CPU). Default off.
+   */
+  amp?: boolean | 'fp16' | 'bf16';
+  /** Loss scaling for amp 'fp16' (one is made per optimizer when omitted). */
+  scaler?: GradScaler;
 }
 
 export interface GradStat {
@@ -37,10 +45,22 @@ export interface StepResult {
   /** Total gradient norm before clipping (when clipping). */
   gradNorm?: number;
   gradStats?: GradStat[];
+  /** fp16 loss scaling found inf/nan gradients: no update this step (the scale was lowered). */
+  skipped?: boolean;
 }
 
-function stepOptions(model: Model, options: StepOptions, extra: string[] = []): NativeStepOptions {
-  knownKeys('step options', plainObject('options', options), ['labelSmoothing', 'classWeights', 'clipGradNorm', 'gradStatsBins', 'features', ...extra]);
+function resolveAmp(amp: StepOptions['amp'], device: string): 'none' | 'fp16' | 'bf16' {
+  if (amp === undefined || amp === false) return 'none';
+  if (amp === true) return device.startsWith('cuda') ? 'fp16' : 'bf16';
+  const chosen = oneOf('amp', amp, ['fp16', 'bf16'] as const);
+  if (chosen === 'fp16' && !device.startsWith('cuda')) {
+    throw new TypeError("Expected amp 'bf16' or true on the CPU ('fp16' autocast needs a CUDA device) but received 'fp16'");
+  }
+  return chosen;
+}
+
+function stepOptions(model: Model, options: StepOptions, device: string, extra: string[] = []): NativeStepOptions {
+  knownKeys('step options', plainObject('options', options), ['labelSmoothing', 'classWeights', 'clipGradNorm', 'gradStatsBins', 'features', 'amp', 'scaler', ...extra]);
   const classWeights = options.classWeights;
   if (classWeights !== undefined) {
     if (!(classWeights instanceof Tensor)) throw invalid('Tensor', 'classWeights', classWeights);
@@ -54,8 +74,12 @@ function stepOptions(model: Model, options: StepOptions, extra: string[] = []): 
     clipGradNorm: numberInRange('clipGradNorm', options.clipGradNorm ?? 0, 0, Number.MAX_VALUE),
     gradStatsBins: nonNegativeInteger('gradStatsBins', options.gradStatsBins ?? 0),
     features: options.features === true,
+    amp: resolveAmp(options.amp, device),
+    lossScale: 0,
   };
 }
+
+const scalers = new WeakMap<Optimizer, GradScaler>();
 
 function validateInputs(model: Model, inputs: Tensor, features: boolean): void {
   if (!features) {
@@ -73,10 +97,17 @@ function validateInputs(model: Model, inputs: Tensor, features: boolean): void {
  * interleaved. A non-finite loss rejects with an error and leaves the parameters untouched.
  */
 export async function trainStep(model: Model, optimizer: Optimizer, images: Tensor, labels: Tensor, options: StepOptions = {}): Promise<StepResult> {
-  const opts = stepOptions(model, options);
+  const opts = stepOptions(model, options, images?.device ?? 'cpu');
   validateInputs(model, images, opts.features);
   validateLabels(labels, images.shape[0], model.numClasses);
+  let scaler: GradScaler | undefined;
+  if (opts.amp === 'fp16') {
+    scaler = options.scaler ?? scalers.get(optimizer) ?? new GradScaler();
+    scalers.set(optimizer, scaler);
+    opts.lossScale = scaler.scale;
+  }
   const result = await native().trainStep(model.native, optimizer.native, images.native, labels.native, opts);
+  scaler?.update(result.skipped === true);
   return result;
 }
 
@@ -90,9 +121,9 @@ export async function evalStep(
   model: Model,
   images: Tensor,
   labels?: Tensor,
-  options: Omit<StepOptions, 'clipGradNorm' | 'gradStatsBins'> & { returnLogits?: boolean } = {},
+  options: Omit<StepOptions, 'clipGradNorm' | 'gradStatsBins' | 'scaler'> & { returnLogits?: boolean } = {},
 ): Promise<EvalResult> {
-  const opts = stepOptions(model, options, ['returnLogits']);
+  const opts = stepOptions(model, options, images?.device ?? 'cpu', ['returnLogits']);
   validateInputs(model, images, opts.features);
   if (labels !== undefined) validateLabels(labels, images.shape[0], model.numClasses);
   const result = await native().evalStep(model.native, images.native, labels?.native ?? null, { ...opts, returnLogits: options.returnLogits === true });
