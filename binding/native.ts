@@ -87,6 +87,8 @@ export interface NativeModel {
   namedGradients(): NamedTensors;
   to(device: string): Promise<void>;
   setChannelsLast(flag: boolean): Promise<void>;
+  /** Names of parameters and buffers holding NaN or Inf. */
+  nonFinite(): Promise<string[]>;
   readonly device: string;
   readonly headPrefix: string;
   readonly featureDim: number;

@@ -70,6 +70,7 @@ Napi::Function ModelWrap::define(Napi::Env env) {
                          InstanceMethod<&ModelWrap::namedGradients>("namedGradients"),
                          InstanceMethod<&ModelWrap::to>("to"),
                          InstanceMethod<&ModelWrap::setChannelsLast>("setChannelsLast"),
+                         InstanceMethod<&ModelWrap::nonFinite>("nonFinite"),
                          InstanceAccessor<&ModelWrap::device>("device"),
                          InstanceAccessor<&ModelWrap::headPrefix>("headPrefix"),
                          InstanceAccessor<&ModelWrap::featureDim>("featureDim"),
@@ -336,6 +337,30 @@ Napi::Value ModelWrap::setChannelsLast(const Napi::CallbackInfo& info) {
           return true;
         },
         [](Napi::Env e, bool&) -> Napi::Value { return e.Undefined(); });
+  });
+}
+
+// nonFinite() -> Promise<string[]>: parameters and buffers holding NaN or Inf (checked before a
+// checkpoint is written, so a diverged model never replaces a good one).
+Napi::Value ModelWrap::nonFinite(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return guarded(env, [&]() -> Napi::Value {
+    auto net = live(env);
+    return Addon::of(env).queue().run<std::vector<std::string>>(
+        env,
+        [net] {
+          torch::NoGradGuard noGrad;
+          std::vector<std::string> bad;
+          for (auto& [name, t] : orderedState(*net, true, true)) {
+            if (t.is_floating_point() && !torch::isfinite(t).all().item<bool>()) bad.push_back(name);
+          }
+          return bad;
+        },
+        [](Napi::Env e, std::vector<std::string>& bad) -> Napi::Value {
+          auto array = Napi::Array::New(e, bad.size());
+          for (size_t i = 0; i < bad.size(); i++) array.Set(static_cast<uint32_t>(i), bad[i]);
+          return array;
+        });
   });
 }
 

@@ -15,6 +15,7 @@
 #include "addon.h"
 #include "errors.h"
 #include "formats/pickle.h"
+#include "formats/zip.h"
 #include "tensor.h"
 
 namespace finetorch {
@@ -90,7 +91,33 @@ int64_t fileSize(const std::string& path) {
   return static_cast<int64_t>(info.st_size);
 }
 
+// formats/zip.h's directory check, before PyTorchStreamReader: its constructor already reads the
+// "version" record, and it allocates every record's claimed uncompressed size before reading it.
+// After the check every record is stored, inside the file and disjoint from the others, so all the
+// records a load reads together take at most the file's size.
+void checkZipFile(const std::string& path, int64_t size) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) throw std::runtime_error(std::strerror(errno));
+  try {
+    fmt::checkZipArchive(static_cast<uint64_t>(size), [fd](uint64_t offset, void* out, size_t n) {
+      size_t got = 0;
+      while (got < n) {
+        ssize_t r = ::pread(fd, static_cast<char*>(out) + got, n - got, static_cast<off_t>(offset + got));
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) return false;
+        got += static_cast<size_t>(r);
+      }
+      return true;
+    });
+  } catch (...) {
+    ::close(fd);
+    throw;
+  }
+  ::close(fd);
+}
+
 Loaded loadZip(const std::string& path, int64_t size) {
+  checkZipFile(path, size);
   caffe2::serialize::PyTorchStreamReader reader(path);
   if (!reader.hasRecord("data.pkl")) throw std::runtime_error("zip archive has no data.pkl: not a torch.save file");
   if (reader.hasRecord("byteorder")) {
@@ -238,18 +265,28 @@ fmt::ValuePtr fromJs(Napi::Env env, Napi::Value value, ToSave& out, int depth) {
   throw Napi::TypeError::New(env, "cannot save a value of type " + value.ToString().Utf8Value());
 }
 
-void writeAll(int fd, const void* data, size_t size, const std::string& path) {
-  const char* p = static_cast<const char*>(data);
-  while (size > 0) {
-    ssize_t n = ::write(fd, p, size);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      throw std::runtime_error("cannot write '" + path + "': " + std::strerror(errno));
+// Writes everything or remembers the first error. PyTorchStreamWriter must never see a failed
+// write: it throws from inside miniz and again from its destructor, which terminates the process.
+// So a failure is recorded, later writes are skipped, and the caller reports it afterwards.
+struct StickyWriter {
+  int fd;
+  int error = 0;
+  size_t operator()(const void* data, size_t size) {
+    const char* p = static_cast<const char*>(data);
+    size_t left = size;
+    while (left > 0 && error == 0) {
+      ssize_t n = ::write(fd, p, left);
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        error = errno;
+        break;
+      }
+      p += n;
+      left -= static_cast<size_t>(n);
     }
-    p += n;
-    size -= static_cast<size_t>(n);
+    return size;
   }
-}
+};
 
 // Temp file beside the target, fsync, rename, fsync the folder: a crash leaves the old file or the new.
 void saveAtomically(const std::string& path, const ToSave& save) {
@@ -258,17 +295,19 @@ void saveAtomically(const std::string& path, const ToSave& save) {
   if (fd < 0) throw std::runtime_error("cannot write '" + path + "': " + std::strerror(errno));
   try {
     std::string pickled = fmt::pickle(*save.root);
-    caffe2::serialize::PyTorchStreamWriter writer([&](const void* data, size_t size) {
-      writeAll(fd, data, size, path);
-      return size;
-    });
-    writer.writeRecord("data.pkl", pickled.data(), pickled.size());
-    writer.writeRecord("byteorder", "little", 6);
-    for (auto& [key, tensor] : save.storages) {
-      auto contiguous = tensor.to(torch::kCPU).contiguous();
-      writer.writeRecord("data/" + key, contiguous.data_ptr(), contiguous.nbytes());
+    StickyWriter sink{fd};
+    {
+      caffe2::serialize::PyTorchStreamWriter writer([&sink](const void* data, size_t size) { return sink(data, size); });
+      writer.writeRecord("data.pkl", pickled.data(), pickled.size());
+      writer.writeRecord("byteorder", "little", 6);
+      for (auto& [key, tensor] : save.storages) {
+        if (sink.error) break;
+        auto contiguous = tensor.to(torch::kCPU).contiguous();
+        writer.writeRecord("data/" + key, contiguous.data_ptr(), contiguous.nbytes());
+      }
+      writer.writeEndOfFile();
     }
-    writer.writeEndOfFile();
+    if (sink.error) throw std::runtime_error("cannot write '" + path + "': " + std::strerror(sink.error));
     if (::fsync(fd) != 0) throw std::runtime_error("cannot write '" + path + "': fsync: " + std::strerror(errno));
     if (::close(fd) != 0) {
       fd = -1;

@@ -99,7 +99,7 @@ Napi::Value trainStep(const Napi::CallbackInfo& info) {
           }
           double lossValue = value.item<double>();
           if (!std::isfinite(lossValue)) {
-            throw std::runtime_error("loss is " + std::to_string(lossValue) +
+            throw std::runtime_error(std::string("loss is ") + (std::isnan(lossValue) ? "NaN" : lossValue > 0 ? "+Inf" : "-Inf") +
                                      ": the step was not applied (parameters unchanged); lower the learning rate or check the inputs");
           }
           // fp16 loss scaling (a GradScaler whose scale the caller keeps): scale, backward, unscale

@@ -98,7 +98,7 @@ export function buildProgram(): Command {
     .option('--seed <n>', `random seed${d('seed')}`, nonNegativeInt)
     .option('--image-size <n>', `input crop size${d('image_size')}`, positiveInt)
     .option('--init <checkpoint>', 'finetune: start from this checkpoint (the feature_extract best.pth)')
-    .option('--resume <run>', 'continue the run in this folder from its last checkpoint')
+    .option('--resume <run>', 'continue the run in this folder from its last checkpoint (with its saved config; --epochs may extend it)')
     .option('--out <dir>', `output folder for run folders${d('output_dir')}`)
     .option('--name <name>', 'run folder name')
     .option('--set <key=value>', 'any config key, e.g. --set data.train_per_class=15 (repeatable)', keyValue)
@@ -111,7 +111,8 @@ export function buildProgram(): Command {
         const saved = path.join(resumeDir, 'config.yaml');
         if (!fs.existsSync(saved)) throw new ConfigError(`--resume: '${opts.resume}' has no config.yaml: not a run folder`);
         const previous = readYaml(saved);
-        config = resolveConfig({ overrides: flatten(previous) });
+        // the saved configuration, with only the epoch budget changeable (to extend a run)
+        config = resolveConfig({ overrides: { ...flatten(previous), epochs: opts.epochs ?? previous.epochs, quiet: opts.quiet ?? previous.quiet } });
         if (config.phase === 'two-stage') throw new ConfigError('--resume takes one phase\'s run folder');
       } else {
         const lrKey = opts.phase === 'finetune' ? 'finetune_lr' : 'learning_rate';

@@ -188,6 +188,11 @@ async function decodeBytes(bytes: Buffer, o: NormalizedDecodeOptions): Promise<D
   }
 
   const [w, h] = o.resize === null ? [width, height] : resizedSize(width, height, o.resize);
+  if (w > MAX_SIDE || h > MAX_SIDE) {
+    // An extreme aspect ratio (a few hundred bytes can claim 12x65535 pixels): resizing the shorter
+    // side up to `resize` would allocate gigabytes for the longer one before any crop.
+    throw new Error(`resizing ${width}x${height} to a shorter side of ${o.resize} gives ${w}x${h}, over ${MAX_SIDE} pixels on a side`);
+  }
   const crop = o.centerCrop === null ? undefined : { x: centerCropAxis(w, o.centerCrop), y: centerCropAxis(h, o.centerCrop) };
 
   if (w > width || h > height) {

@@ -19,7 +19,7 @@ type Rule =
   | { kind: 'object'; fields: Record<string, Rule> };
 
 const positiveInt = { kind: 'number', min: 1, integer: true } as const;
-const rate = { kind: 'number', min: 0, max: 10 } as const;
+const rate = { kind: 'number', min: 0, max: 1e6 } as const;
 
 export const SCHEMA: Record<string, Rule> = {
   arch: { kind: 'enum', values: ARCHITECTURES },

@@ -92,9 +92,7 @@ export async function runPhase(config: Config & { phase: SinglePhase }, hooks: R
   const run = path.basename(runDir);
   const checkpointDir = path.join(runDir, 'checkpoints');
   const logDir = path.join(runDir, 'logs');
-  fs.mkdirSync(checkpointDir, { recursive: true });
-  fs.mkdirSync(logDir, { recursive: true });
-  fs.accessSync(runDir, fs.constants.W_OK); // an unwritable output folder fails now, not after an epoch
+  prepareRunFolder(runDir, [checkpointDir, logDir]);
   fs.writeFileSync(path.join(runDir, 'config.yaml'), YAML.stringify(config));
 
   // ---- data ----------------------------------------------------------------------------------
@@ -203,6 +201,10 @@ export async function runPhase(config: Config & { phase: SinglePhase }, hooks: R
           features: cached !== undefined,
           gradStatsBins: step % 50 === 0 ? 30 : 0,
           amp: cached ? false : config.amp,
+        }).catch((error: Error) => {
+          // a diverged run stops here; last.pth still holds the last good epoch
+          const kept = fs.existsSync(lastFile) ? `the last good checkpoint ${lastFile} is kept` : 'no checkpoint was written yet';
+          throw new Error(`training stopped at step ${step + 1} (epoch ${epoch + 1}): ${error.message}; ${kept}`);
         });
         step++;
         losses.update(result.loss, result.count);
@@ -221,6 +223,11 @@ export async function runPhase(config: Config & { phase: SinglePhase }, hooks: R
           await writeCheckpoints(checkpointDir, { model, optimizer, scheduler, epoch, step, bestMetric: bestValTop1, config }, false);
           throw new InterruptedError(lastFile);
         }
+      }
+      const broken = await model.nonFinite();
+      if (broken.length > 0) {
+        const kept = fs.existsSync(lastFile) ? `the last good checkpoint ${lastFile} is kept` : 'no checkpoint was written';
+        throw new Error(`training stopped at step ${step} (epoch ${epoch + 1}): ${broken.length} parameter(s) became NaN/Inf (${broken.slice(0, 3).join(', ')}…); lower the learning rate; ${kept}`);
       }
       const epochSeconds = (Date.now() - epochStart) / 1000;
       trainSeconds += epochSeconds;
@@ -264,6 +271,39 @@ export async function runPhase(config: Config & { phase: SinglePhase }, hooks: R
     if (cached) for (const part of Object.values(cached)) (part.features.dispose(), part.labels.dispose());
     optimizer.dispose();
     model.dispose();
+  }
+}
+
+/**
+ * Creates the run folders and proves they can be written (a read-only or full disk fails here, not
+ * after an epoch), and removes temp files a killed run left behind (its checkpoints are intact).
+ */
+function prepareRunFolder(runDir: string, folders: string[]): void {
+  const probe = (folder: string) => {
+    const file = path.join(folder, `.write-test-${process.pid}`);
+    fs.writeFileSync(file, Buffer.alloc(4096));
+    fs.rmSync(file);
+  };
+  for (const folder of folders) {
+    try {
+      fs.mkdirSync(folder, { recursive: true });
+      probe(folder);
+    } catch (error) {
+      // a recursive mkdir can report ENOENT for what is really a read-only or full disk: ask the
+      // nearest existing folder for the real reason
+      let reason = (error as Error).message;
+      let existing = path.dirname(folder);
+      while (!fs.existsSync(existing)) existing = path.dirname(existing);
+      try {
+        probe(existing);
+      } catch (real) {
+        reason = (real as Error).message;
+      }
+      throw new Error(`cannot write the run folder ${runDir}: ${reason}`);
+    }
+    for (const name of fs.readdirSync(folder)) {
+      if (/\.tmp-\d+/.test(name)) fs.rmSync(path.join(folder, name), { force: true });
+    }
   }
 }
 

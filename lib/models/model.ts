@@ -181,6 +181,11 @@ export class Model {
     return this;
   }
 
+  /** Names of parameters and buffers that hold NaN or Inf (empty when the model is healthy). */
+  async nonFinite(): Promise<string[]> {
+    return this.native.nonFinite();
+  }
+
   /** Stores 4-D weights channels-last (NHWC), the layout oneDNN and cuDNN convolutions prefer. */
   async channelsLast(flag = true): Promise<this> {
     await this.native.setChannelsLast(flag === true);

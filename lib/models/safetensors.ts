@@ -44,6 +44,7 @@ export async function readSafetensors(file: string): Promise<{ tensors: Map<stri
   if (typeof header !== 'object' || header === null || Array.isArray(header)) throw fail('header is not a JSON object');
   const dataLength = bytes.length - dataStart;
   const tensors = new Map<string, Tensor>();
+  const pending: { name: string; begin: number; end: number; shape: number[]; dtype: DType }[] = [];
   let metadata: Record<string, string> = {};
   for (const [name, entry] of Object.entries(header)) {
     if (name === '__metadata__') {
@@ -65,8 +66,19 @@ export async function readSafetensors(file: string): Promise<{ tensors: Map<stri
     if (end - begin !== numel * known[1]) {
       throw fail(`tensor '${name}' has ${end - begin} bytes but shape [${shape}] of ${dtype} needs ${numel * known[1]}`);
     }
+    pending.push({ name, begin, end, shape: shape as number[], dtype: known[0] });
+  }
+  // Each tensor copies its bytes, so tensors sharing bytes would let a small file allocate its data
+  // once per name (thousands of times); safetensors requires disjoint ranges.
+  const ranges = pending.filter((p) => p.end > p.begin).sort((a, b) => a.begin - b.begin);
+  for (let i = 1; i < ranges.length; i++) {
+    if (ranges[i].begin < ranges[i - 1].end) {
+      throw fail(`tensors '${ranges[i - 1].name}' and '${ranges[i].name}' overlap (data [${ranges[i - 1].begin}, ${ranges[i - 1].end}) and [${ranges[i].begin}, ${ranges[i].end}))`);
+    }
+  }
+  for (const { name, begin, end, shape, dtype } of pending) {
     const view = new Uint8Array(bytes.buffer, bytes.byteOffset + dataStart + begin, end - begin);
-    tensors.set(name, new Tensor(new (native().Tensor)(view, shape as number[], known[0])));
+    tensors.set(name, new Tensor(new (native().Tensor)(view, shape, dtype)));
   }
   return { tensors, metadata };
 }

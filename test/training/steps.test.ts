@@ -105,7 +105,7 @@ print(m.load_state_dict(ck['state_dict']), ck['step'], ck['optimizer']['param_gr
     const optimizer = createOptimizer(model, { type: 'sgd', lr: 0.1, momentum: 0.9 });
     const before = bytesOf(model.namedParameters().get('fc.weight')!);
     const poisoned = tensor(new Float32Array(2 * 3 * 32 * 32).fill(Number.NaN), [2, 3, 32, 32]);
-    await expect(trainStep(model, optimizer, poisoned, labels([0, 1]))).rejects.toThrow(/loss is nan: the step was not applied \(parameters unchanged\)/);
+    await expect(trainStep(model, optimizer, poisoned, labels([0, 1]))).rejects.toThrow(/loss is NaN: the step was not applied \(parameters unchanged\)/);
     expect(bytesOf(model.namedParameters().get('fc.weight')!).equals(before)).toBe(true);
     model.dispose();
   });
