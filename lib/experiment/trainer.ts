@@ -10,7 +10,6 @@ import { ImageCache, loadImageCache } from '../data/cache';
 import { scanDataset, type DatasetScan, type Sample } from '../data/caltech101';
 import { EVAL_DECODE, TRAIN_DECODE } from '../data/decode';
 import { DataLoader } from '../data/loader';
-import { deriveSeed, Random } from '../data/random';
 import { loadSplitManifest, saveSplitManifest, splitDataset, type Split } from '../data/splits';
 import { evalTransform, Transform } from '../data/transforms';
 import { createModel, type Model } from '../models/model';
@@ -437,9 +436,4 @@ async function* onDevice(batches: AsyncIterable<{ images: Tensor; labels: Tensor
     batch.images.dispose();
     yield { images, labels: batch.labels };
   }
-}
-
-/** A fresh seeded generator for anything else a run randomises. */
-export function runRandom(config: Config, name: string): Random {
-  return new Random(deriveSeed(config.seed, name));
 }
