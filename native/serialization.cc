@@ -11,6 +11,7 @@
 #include <unordered_map>
 
 #include <caffe2/serialize/inline_container.h>
+#include <caffe2/serialize/versions.h>
 
 #include "addon.h"
 #include "errors.h"
@@ -91,24 +92,64 @@ int64_t fileSize(const std::string& path) {
   return static_cast<int64_t>(info.st_size);
 }
 
-// formats/zip.h's directory check, before PyTorchStreamReader: its constructor already reads the
-// "version" record, and it allocates every record's claimed uncompressed size before reading it.
-// After the check every record is stored, inside the file and disjoint from the others, so all the
-// records a load reads together take at most the file's size.
+// Checks made before PyTorchStreamReader sees the file:
+//  * formats/zip.h's directory check: its constructor already reads the "version" record, and it
+//    allocates every record's claimed uncompressed size before reading it. After the check every
+//    record is stored, inside the file and disjoint from the others, so all the records a load reads
+//    together take at most the file's size.
+//  * what the constructor itself checks (a first entry inside a folder, a readable "version" record
+//    libtorch supports): libtorch 1.13 leaks miniz's reader state (~0.5 KB) whenever its
+//    constructor throws, so such files are refused here instead (found by LeakSanitizer).
 void checkZipFile(const std::string& path, int64_t size) {
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) throw std::runtime_error(std::strerror(errno));
+  auto readAt = [fd](uint64_t offset, void* out, size_t n) {
+    size_t got = 0;
+    while (got < n) {
+      ssize_t r = ::pread(fd, static_cast<char*>(out) + got, n - got, static_cast<off_t>(offset + got));
+      if (r < 0 && errno == EINTR) continue;
+      if (r <= 0) return false;
+      got += static_cast<size_t>(r);
+    }
+    return true;
+  };
   try {
-    fmt::checkZipArchive(static_cast<uint64_t>(size), [fd](uint64_t offset, void* out, size_t n) {
-      size_t got = 0;
-      while (got < n) {
-        ssize_t r = ::pread(fd, static_cast<char*>(out) + got, n - got, static_cast<off_t>(offset + got));
-        if (r < 0 && errno == EINTR) continue;
-        if (r <= 0) return false;
-        got += static_cast<size_t>(r);
-      }
-      return true;
-    });
+    auto entries = fmt::checkZipArchive(static_cast<uint64_t>(size), readAt);
+    if (entries.empty()) throw std::runtime_error("zip archive has no entries: not a torch.save file");
+    auto slash = entries[0].name.find('/');
+    if (slash == std::string::npos) {
+      throw std::runtime_error("zip archive's first entry is not inside a folder: not a torch.save file");
+    }
+    auto lower = [](std::string text) {
+      for (char& c : text) c = (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
+      return text;
+    };
+    const std::string prefix = lower(entries[0].name.substr(0, slash + 1));
+    const fmt::ZipEntry* version = nullptr;
+    for (const char* name : {".data/version", "version"}) {  // the order libtorch looks them up in
+      for (const auto& e : entries) if (lower(e.name) == prefix + name) version = &e;
+      if (version) break;
+    }
+    if (!version) throw std::runtime_error("zip archive has no version record: not a torch.save file");
+    if (version->size > 64) throw std::runtime_error("the archive's version record is not a version number");
+    std::string text(static_cast<size_t>(version->size), '\0');
+    if (!text.empty() && !readAt(version->dataOffset, text.data(), text.size())) throw std::runtime_error("read failed");
+    if (fmt::zipCrc32(reinterpret_cast<const uint8_t*>(text.data()), text.size()) != version->crc32) {
+      throw std::runtime_error("zip archive: the version record fails its CRC-32 check");
+    }
+    uint64_t number = 0;
+    try {
+      number = std::stoull(text);  // what libtorch parses it with
+    } catch (const std::exception&) {
+      throw std::runtime_error("the archive's version record is not a version number");
+    }
+    if (number < caffe2::serialize::kMinSupportedFileFormatVersion ||
+        number > caffe2::serialize::kMaxSupportedFileFormatVersion) {
+      throw std::runtime_error("torch.save file format version " + std::to_string(number) +
+                               " is not supported by this libtorch (it reads versions " +
+                               std::to_string(caffe2::serialize::kMinSupportedFileFormatVersion) + " to " +
+                               std::to_string(caffe2::serialize::kMaxSupportedFileFormatVersion) + ")");
+    }
   } catch (...) {
     ::close(fd);
     throw;

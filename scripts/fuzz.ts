@@ -439,7 +439,7 @@ function dagBombPickle(levels: number, tensor: boolean): Buffer {
   }
   w.raw([0x71, 0]); // BINPUT 0
   for (let i = 0; i < levels; i++) {
-    w.mark().raw(Buffer.from([0x6a])).raw(u32(i)).raw(Buffer.from([0x6a])).raw(u32(i)).raw('l');
+    w.raw('0').mark().raw(Buffer.from([0x6a])).raw(u32(i)).raw(Buffer.from([0x6a])).raw(u32(i)).raw('l'); // POP, [m[i], m[i]]
     w.raw(Buffer.from([0x72])).raw(u32(i + 1)); // LONG_BINPUT i+1
   }
   // a state_dict-looking wrapper so that the checkpoint/state_dict code walks it too
@@ -1103,7 +1103,7 @@ function mutatePng(rng: Rng, seed: Buffer, others: readonly Buffer[]): Buffer {
   if (choice === 'truncate') return seed.subarray(0, rng.int(seed.length));
   if (choice === 'bomb') {
     // valid, tiny on disk, huge decoded: the biggest sharp accepts, and extreme aspect ratios
-    const [w, h] = rng.pick([[16383, 16383], [1, 16383], [16383, 1], [2, 100000], [100000, 2], [20000, 20000], [4000, 4000]] as [number, number][]);
+    const [w, h] = rng.pick([[16383, 16383], [1, 16383], [16383, 1], [2, 100000], [100000, 2], [20000, 20000], [4000, 4000], [1, 65535], [3, 30000]] as [number, number][]);
     return pngBomb(w, h, rng.pick([0, 2, 6]));
   }
   if (choice === 'chunk') {
@@ -1191,7 +1191,7 @@ function mutateJsonText(rng: Rng, text: string, others: readonly Buffer[]): Buff
     return Buffer.from(text.replace(/"parts"\s*:/, `"deep": ${deepJson(depth, '[', ']')}, "parts":`));
   }
   if (choice === 'huge-array') {
-    const n = rng.pick([10000, 200000]);
+    const n = rng.pick([10000, 50000]);
     const entries = Array.from({ length: n }, (_, i) => `{"path":"a/${i}.jpg","label":0}`).join(',');
     return Buffer.from(text.replace(/"train"\s*:\s*\[/, `"train": [${entries},`));
   }
@@ -1728,11 +1728,18 @@ export async function runFuzz(options: FuzzOptions = {}): Promise<FuzzReport> {
       }
     };
 
+    let aborted = false;
     const loop = async (slot: number): Promise<void> => {
-      let w = await startWorker();
+      let w: Worker;
+      try {
+        w = await startWorker();
+      } catch (e) {
+        aborted = true;
+        throw e;
+      }
       try {
         for (;;) {
-          const task = tasks[next++];
+          const task = aborted ? undefined : tasks[next++];
           if (!task) return;
           if (!formatStart.has(task.format)) formatStart.set(task.format, Date.now());
           const input = makeInput(task.format, task.index, runSeed, seeds[task.format]);
@@ -1744,7 +1751,12 @@ export async function runFuzz(options: FuzzOptions = {}): Promise<FuzzReport> {
           if (r.replace || w.exited || w.tasks >= 3000) {
             w.kill();
             restarts++;
-            w = await startWorker();
+            try {
+              w = await startWorker();
+            } catch (e) {
+              aborted = true;
+              throw e;
+            }
           }
         }
       } finally {

@@ -64,6 +64,12 @@ struct Limits {
   // Values in the result counting a shared subtree once per use: memo references can otherwise
   // build a small DAG that expands exponentially for whoever walks the tree.
   size_t maxTreeValues = 1u << 24;
+  // ... and, per pickle, at most treeValuesBase + treeValuesPerByte * (bytes read so far): whoever
+  // converts the tree makes an object for every value (a tensor view for every tensor use), so a
+  // few hundred bytes must not expand into millions of them even below maxTreeValues.
+  // treeValuesPerByte = 0 turns this bound off.
+  size_t treeValuesBase = 1u << 16;
+  size_t treeValuesPerByte = 4;
 };
 
 // Unpickles one pickle (protocols 0-5). Every failure is a FormatError with a message that says

@@ -283,7 +283,7 @@ class Memo {
 class Unpickler {
  public:
   Unpickler(const uint8_t* data, size_t size, size_t start, const Limits& limits)
-      : data_(data), size_(size), pos_(start), limits_(limits),
+      : data_(data), size_(size), start_(start), pos_(start), limits_(limits),
         workLeft_(16 * uint64_t(size - start) + (uint64_t(1) << 20)) {
     stack_.reserve(256);
   }
@@ -395,6 +395,17 @@ class Unpickler {
     if (parent.values > limits_.maxTreeValues)
       fail("more than maxTreeValues (" + std::to_string(limits_.maxTreeValues) +
            ") values in the tree, counting shared parts at each use");
+    if (limits_.treeValuesPerByte) {
+      const uint64_t read = pos_ - start_;
+      uint64_t allowed;
+      if (__builtin_mul_overflow(read, uint64_t(limits_.treeValuesPerByte), &allowed) ||
+          __builtin_add_overflow(allowed, uint64_t(limits_.treeValuesBase), &allowed))
+        allowed = UINT64_MAX;
+      if (parent.values > allowed)
+        fail("more than " + std::to_string(allowed) + " values in the tree from " + std::to_string(read) +
+             " bytes of pickle (maxTreeValues: treeValuesBase + treeValuesPerByte per byte), counting shared "
+             "parts at each use");
+    }
     if (child.meta) child.meta->sealed = true;
   }
   Meta& editable(Item& target, Value::Kind kind, const char* opname) {
@@ -486,6 +497,7 @@ class Unpickler {
 
   const uint8_t* data_;
   size_t size_;
+  size_t start_;
   size_t pos_;
   const Limits& limits_;
   uint64_t workLeft_;

@@ -10,7 +10,9 @@
 //   * a compressed or encrypted entry (torch.save stores every record uncompressed),
 //   * an entry whose compressed and uncompressed sizes differ,
 //   * an entry whose local header or data lies outside the file,
-//   * two entries whose local header + data overlap.
+//   * two entries whose local header + data overlap,
+//   * two entries with the same name (miniz looks names up ignoring ASCII case, so names that differ
+//     only in case count as the same): which one a lookup finds would be ambiguous.
 // What passes has every record inside the file and no byte shared between records, so whatever
 // libtorch allocates for all the records it reads together is at most the file's size.
 #pragma once
@@ -30,6 +32,7 @@ struct ZipEntry {
   uint64_t localHeaderOffset = 0;
   uint64_t dataOffset = 0;  // first byte of the record's data
   uint64_t size = 0;        // stored: compressed size == uncompressed size
+  uint32_t crc32 = 0;       // as the central directory records it
 };
 
 // Reads exactly `n` bytes at `offset` into `out`; false when it cannot (the file is shorter).
@@ -41,5 +44,8 @@ std::vector<ZipEntry> checkZipArchive(uint64_t fileSize, const ReadAt& read);
 
 // The same over bytes in memory.
 std::vector<ZipEntry> checkZipArchive(const uint8_t* data, size_t size);
+
+// The zip (IEEE) CRC-32 of `size` bytes, continuing from `crc` (0 to start).
+uint32_t zipCrc32(const uint8_t* data, size_t size, uint32_t crc = 0);
 
 }  // namespace finetorch::formats

@@ -173,9 +173,22 @@ std::vector<ZipEntry> checkZipArchive(uint64_t size, const ReadAt& read) {
     entry.localHeaderOffset = local;
     entry.dataOffset = dataOffset;
     entry.size = compressed;
+    entry.crc32 = le32(p + 16);
     out.push_back(std::move(entry));
     pos += recordSize;
   }
+
+  // No two names may be the same for miniz's lookup (which ignores ASCII case).
+  std::vector<std::string> folded;
+  folded.reserve(out.size());
+  for (const ZipEntry& e : out) {
+    std::string name = e.name;
+    for (char& c : name) c = (c >= 'A' && c <= 'Z') ? char(c - 'A' + 'a') : c;
+    folded.push_back(std::move(name));
+  }
+  std::sort(folded.begin(), folded.end());
+  for (size_t i = 1; i < folded.size(); ++i)
+    if (folded[i] == folded[i - 1]) zipFail("two entries are named " + printable(folded[i]) + " (ignoring case)");
 
   // No two records may share bytes: otherwise a small file can name the same data thousands of
   // times, and every name is read (and allocated) separately.
@@ -190,6 +203,15 @@ std::vector<ZipEntry> checkZipArchive(uint64_t size, const ReadAt& read) {
       zipFail("entries " + printable(before.name) + " and " + printable(byOffset[i]->name) + " overlap");
   }
   return out;
+}
+
+uint32_t zipCrc32(const uint8_t* data, size_t size, uint32_t crc) {
+  crc = ~crc;
+  for (size_t i = 0; i < size; ++i) {
+    crc ^= data[i];
+    for (int k = 0; k < 8; ++k) crc = (crc >> 1) ^ (0xEDB88320u & (0u - (crc & 1u)));
+  }
+  return ~crc;
 }
 
 std::vector<ZipEntry> checkZipArchive(const uint8_t* data, size_t size) {
