@@ -1,0 +1,540 @@
+#!/usr/bin/env node
+'use strict';
+// `npm run bench`: finetorch against PyTorch (Debian's torch 1.13 + torchvision 0.14, run with
+// /usr/bin/python3) on the same machine, threads, batches and images. Every trial runs in its own
+// child process (bench/ft_trial.js, bench/py_trial.py); warm-up steps are excluded; each figure is
+// the median over repeats. Results: bench/results/latest.json and one table on stdout.
+// See bench/README.md for what each figure means.
+//
+//   node bench/run.js [--full] [--threads N] [--repeats N] [--only a,b] [--quiet-wait S] [--retries N] [--out FILE]
+//
+// Groups for --only: step, channels-last, blas, epoch, loader, features, drift.
+const fs = require('fs');
+const os = require('os');
+const path = require('path');
+const { spawn, execFileSync } = require('child_process');
+
+const ROOT = path.resolve(__dirname, '..');
+const PYTHON = process.env.FT_BENCH_PYTHON || '/usr/bin/python3';
+const MALLOC_TUNING = {
+  MALLOC_ARENA_MAX: '1',
+  GLIBC_TUNABLES: 'glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=4294967296',
+};
+const GROUPS = ['step', 'channels-last', 'blas', 'epoch', 'loader', 'features', 'drift'];
+
+// ---- arguments -----------------------------------------------------------------------------
+function parseArgs(argv) {
+  const opts = { full: false, threads: os.cpus().length, repeats: null, only: null, quietWait: 30, retries: 1, noiseLimit: 0.3, out: path.join(__dirname, 'results', 'latest.json') };
+  for (let i = 0; i < argv.length; i++) {
+    const [flag, inline] = argv[i].split('=', 2);
+    const value = () => (inline !== undefined ? inline : argv[++i]);
+    switch (flag) {
+      case '--full': opts.full = true; break;
+      case '--threads': opts.threads = Number(value()); break;
+      case '--repeats': opts.repeats = Number(value()); break;
+      case '--only': opts.only = value().split(',').map((s) => s.trim()).filter(Boolean); break;
+      case '--quiet-wait': opts.quietWait = Number(value()); break;
+      case '--retries': opts.retries = Number(value()); break;
+      case '--out': opts.out = path.resolve(value()); break;
+      case '-h': case '--help':
+        process.stdout.write(fs.readFileSync(__filename, 'utf8').split('\n').slice(2, 12).map((l) => l.replace(/^\/\/ ?/, '')).join('\n') + '\n');
+        process.exit(0);
+        break;
+      default:
+        throw new Error(`unknown argument '${argv[i]}' (see --help)`);
+    }
+  }
+  if (!Number.isInteger(opts.threads) || opts.threads < 1) throw new Error(`--threads expects a positive integer, got ${opts.threads}`);
+  for (const g of opts.only ?? []) if (!GROUPS.includes(g)) throw new Error(`--only: unknown group '${g}' (groups: ${GROUPS.join(', ')})`);
+  return opts;
+}
+
+// Small by default (a few minutes); --full is the table's real setting (224², batch 32, more repeats).
+function settings(full, repeatsOverride) {
+  const s = full
+    ? {
+        step: { size: 224, batch: 32, train: { warmup: 2, steps: 6 }, eval: { warmup: 2, steps: 10 }, repeats: 3, variantRepeats: 2 },
+        epoch: { images: 800, size: 224, batch: 32, epochs: 2, warmup: 2, inMemSteps: 5 },
+        loader: { images: 'all', size: 224, batch: 32, epochs: 3 },
+        features: { classes: 'all', size: 224, resize: 256, batch: 32, epochs: 50, measureEpochs: 3, trainPerClass: 5, testPerClass: 3 },
+        drift: { full: { arch: 'resnet18', size: 32, batch: 8, steps: 2000 }, head: { steps: 2000, batch: 32, cacheRows: 512 }, warmupSteps: 200, sampleEvery: 50, maxSeconds: 300 },
+      }
+    : {
+        step: { size: 112, batch: 32, train: { warmup: 2, steps: 4 }, eval: { warmup: 2, steps: 8 }, repeats: 3, variantRepeats: 1 },
+        epoch: { images: 128, size: 224, batch: 32, epochs: 2, warmup: 1, inMemSteps: 3 },
+        loader: { images: 256, size: 224, batch: 32, epochs: 3 },
+        features: { classes: 20, size: 112, resize: 128, batch: 32, epochs: 50, measureEpochs: 3, trainPerClass: 5, testPerClass: 3 },
+        drift: { full: { arch: 'resnet18', size: 32, batch: 8, steps: 2000 }, head: { steps: 2000, batch: 32, cacheRows: 512 }, warmupSteps: 200, sampleEvery: 50, maxSeconds: 150 },
+      };
+  if (repeatsOverride) s.step.repeats = repeatsOverride;
+  return s;
+}
+
+// ---- machine and process measurement -----------------------------------------------------------
+function cpuTimes() {
+  const line = fs.readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
+  const idle = line[3] + (line[4] || 0);
+  const total = line.slice(0, 8).reduce((a, b) => a + b, 0);
+  return { busy: total - idle, total };
+}
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/** Cores' worth of CPU busy over `ms` (whole machine). */
+async function machineLoad(ms = 1000) {
+  const a = cpuTimes();
+  await sleep(ms);
+  const b = cpuTimes();
+  return (os.cpus().length * (b.busy - a.busy)) / Math.max(1, b.total - a.total);
+}
+
+function readProcStat(pid) {
+  try {
+    const text = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = text.slice(text.lastIndexOf(')') + 2).split(' ');
+    return { ppid: Number(fields[1]), cpuTicks: Number(fields[11]) + Number(fields[12]) };
+  } catch {
+    return null;
+  }
+}
+
+function processTree(root) {
+  const children = new Map();
+  for (const name of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    const st = readProcStat(name);
+    if (!st) continue;
+    if (!children.has(st.ppid)) children.set(st.ppid, []);
+    children.get(st.ppid).push(Number(name));
+  }
+  const out = [root];
+  for (let i = 0; i < out.length; i++) out.push(...(children.get(out[i]) ?? []));
+  return out;
+}
+
+function pssKB(pid) {
+  try {
+    const m = /^Pss:\s+(\d+) kB/m.exec(fs.readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8'));
+    return m ? Number(m[1]) : 0;
+  } catch {
+    return 0;
+  }
+}
+
+// ---- running one trial --------------------------------------------------------------------------
+const TICKS = 100; // USER_HZ
+
+function childEnv(extra) {
+  const env = { ...process.env };
+  for (const k of [...Object.keys(MALLOC_TUNING), 'LD_PRELOAD', 'OMP_NUM_THREADS', 'MKL_NUM_THREADS']) delete env[k];
+  return { ...env, ...extra };
+}
+
+async function waitQuiet(opts, log) {
+  const limit = Date.now() + opts.quietWait * 1000;
+  let load = await machineLoad(700);
+  let waited = false;
+  while (load > 0.35 && Date.now() < limit) {
+    if (!waited) log(`    (machine busy: ${load.toFixed(2)} cores in use by other processes; waiting up to ${opts.quietWait} s)`);
+    waited = true;
+    await sleep(2000);
+    load = await machineLoad(700);
+  }
+  return load;
+}
+
+/**
+ * Runs one child; samples its process tree (CPU, and PSS when asked) every `interval` ms. Resolves
+ * with the child's BENCH_RESULT plus wall time, tree CPU, other processes' CPU and peak tree PSS.
+ */
+async function runChild(trial, opts, log) {
+  const loadBefore = await waitQuiet(opts, log);
+  const [cmd, args] = trial.side.startsWith('py') ? [PYTHON, [path.join(__dirname, 'py_trial.py'), JSON.stringify(trial.spec)]] : [process.execPath, [path.join(__dirname, 'ft_trial.js'), JSON.stringify(trial.spec)]];
+  const started = Date.now();
+  const cpu0 = cpuTimes();
+  const child = spawn(cmd, args, { cwd: ROOT, env: childEnv(trial.env ?? {}), stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (d) => (stdout += d));
+  child.stderr.on('data', (d) => (stderr += d));
+  const cpuByPid = new Map();
+  let peakPssKB = 0;
+  const sample = () => {
+    for (const pid of processTree(child.pid)) {
+      const st = readProcStat(pid);
+      if (st) cpuByPid.set(pid, st.cpuTicks);
+    }
+    if (trial.pss) {
+      const total = processTree(child.pid).reduce((a, pid) => a + pssKB(pid), 0);
+      peakPssKB = Math.max(peakPssKB, total);
+    }
+  };
+  const timer = setInterval(sample, trial.pss ? 250 : 1000);
+  const code = await new Promise((resolve) => child.on('close', resolve));
+  clearInterval(timer);
+  const wall = (Date.now() - started) / 1000;
+  const cpu1 = cpuTimes();
+  const line = stdout.split('\n').find((l) => l.startsWith('BENCH_RESULT '));
+  if (code !== 0 || !line) {
+    throw new Error(`${trial.name} [${trial.side}] failed (exit ${code}):\n${stderr.split('\n').slice(-25).join('\n')}`);
+  }
+  const result = JSON.parse(line.slice('BENCH_RESULT '.length));
+  const cores = os.cpus().length;
+  const machineCoresBusy = (cores * (cpu1.busy - cpu0.busy)) / Math.max(1, cpu1.total - cpu0.total);
+  // the child's own CPU as it reported it at exit (sampling misses the last interval), plus its
+  // descendants' (DataLoader workers) as last sampled
+  const sampledDescendants = [...cpuByPid.entries()].filter(([pid]) => pid !== child.pid).reduce((a, [, t]) => a + t, 0) / TICKS;
+  const treeCpuSeconds = Math.max(result.cpuSeconds ?? 0, (cpuByPid.get(child.pid) ?? 0) / TICKS) + sampledDescendants;
+  return {
+    ...result,
+    wallSeconds: wall,
+    treeCpuSeconds,
+    // cores' worth of CPU used by other processes while this trial ran (noise indicator)
+    otherCores: Math.max(0, machineCoresBusy - treeCpuSeconds / wall),
+    loadBefore,
+    ...(trial.pss ? { peakTreePssMB: peakPssKB / 1024 } : {}),
+  };
+}
+
+// ---- the data -----------------------------------------------------------------------------------
+function evenlySpaced(samples, n) {
+  if (n === 'all' || n >= samples.length) return samples.slice();
+  const out = [];
+  for (let i = 0; i < n; i++) out.push(samples[Math.floor((i * samples.length) / n)]);
+  return out;
+}
+
+async function prepareData(ft, s, tmp, log) {
+  let root = process.env.CALTECH101_DIR;
+  if (!root && fs.existsSync('/work/shared/data/caltech101-mini')) root = '/work/shared/data/caltech101-mini';
+  if (!root || !fs.existsSync(root)) return { missing: 'set CALTECH101_DIR to a folder holding 101_ObjectCategories' };
+  const scan = await ft.scanDataset(root, { warn: () => undefined });
+  // the same bytes for both sides: read every file once so the page cache is warm for both
+  for (const sm of scan.samples) fs.readFileSync(sm.path);
+  const write = (name, samples) => {
+    const file = path.join(tmp, name);
+    fs.writeFileSync(file, JSON.stringify(samples.map((x) => ({ path: x.path, label: x.label }))));
+    return file;
+  };
+  const epochFiles = evenlySpaced(scan.samples, s.epoch.images);
+  const loaderFiles = evenlySpaced(scan.samples, s.loader.images);
+  // feature_extract: the whole tree, or a tree of the first N class folders (symbolic links)
+  let featureRoot = root;
+  if (s.features.classes !== 'all') {
+    featureRoot = path.join(tmp, 'subset');
+    const dir = path.join(featureRoot, '101_ObjectCategories');
+    fs.mkdirSync(dir, { recursive: true });
+    for (const c of scan.classes.slice(0, s.features.classes)) fs.symlinkSync(path.join(scan.root, c), path.join(dir, c));
+  }
+  log(`data: ${scan.root} (${scan.classes.length} classes, ${scan.samples.length} images); epoch ${epochFiles.length}, loader ${loaderFiles.length} images`);
+  return {
+    root,
+    imageRoot: scan.root,
+    numClasses: scan.classes.length,
+    totalImages: scan.samples.length,
+    epochFiles: write('epoch-files.json', epochFiles),
+    epochCount: epochFiles.length,
+    loaderFiles: write('loader-files.json', loaderFiles),
+    loaderCount: loaderFiles.length,
+    featureRoot,
+  };
+}
+
+/** Reference (netlib) BLAS for the AlexNet comparison, preloaded into both sides. */
+function referenceBlas(tmp) {
+  const candidates = [process.env.FT_BENCH_REFERENCE_BLAS, '/usr/lib/x86_64-linux-gnu/blas/libblas.so.3'].filter(Boolean);
+  for (const c of candidates) if (fs.existsSync(c)) return c;
+  try {
+    const debs = fs.readdirSync('/var/cache/apt/archives').filter((f) => /^libblas3_.*\.deb$/.test(f));
+    if (debs.length === 0) return null;
+    const dir = path.join(tmp, 'refblas');
+    execFileSync('dpkg-deb', ['-x', path.join('/var/cache/apt/archives', debs[0]), dir]);
+    const lib = path.join(dir, 'usr/lib/x86_64-linux-gnu/blas/libblas.so.3');
+    return fs.existsSync(lib) ? lib : null;
+  } catch {
+    return null;
+  }
+}
+
+// ---- statistics and formatting ----------------------------------------------------------------
+function median(values) {
+  const v = values.filter((x) => Number.isFinite(x)).sort((a, b) => a - b);
+  if (v.length === 0) return NaN;
+  const m = v.length >> 1;
+  return v.length % 2 ? v[m] : (v[m - 1] + v[m]) / 2;
+}
+
+const fmt = (x, digits = 2) => (Number.isFinite(x) ? (Math.abs(x) >= 1000 ? x.toFixed(0) : x.toFixed(digits)) : '—');
+
+function table(rows, headers) {
+  const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => String(r[i] ?? '').length)));
+  const line = (cells) => `| ${cells.map((c, i) => String(c ?? '').padEnd(widths[i])).join(' | ')} |`;
+  return [line(headers), `|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`, ...rows.map(line)].join('\n');
+}
+
+// ---- main -----------------------------------------------------------------------------------------
+async function main() {
+  const opts = parseArgs(process.argv.slice(2));
+  const s = settings(opts.full, opts.repeats);
+  const want = (g) => !opts.only || opts.only.includes(g);
+  const log = (line) => process.stderr.write(`${line}\n`);
+
+  const distIndex = path.join(ROOT, 'dist', 'lib', 'index.js');
+  if (!fs.existsSync(distIndex)) throw new Error('dist/ is missing: run `npx tsc -p tsconfig.json` (npm run build:ts) first');
+  const newest = (dir) => fs.readdirSync(dir, { withFileTypes: true, recursive: true }).filter((e) => e.isFile() && e.name.endsWith('.ts')).reduce((m, e) => Math.max(m, fs.statSync(path.join(e.parentPath ?? e.path, e.name)).mtimeMs), 0);
+  if (newest(path.join(ROOT, 'lib')) > fs.statSync(distIndex).mtimeMs + 1000) log('warning: lib/ has changes newer than dist/: run `npx tsc -p tsconfig.json` to bench the current code');
+  const ft = require(path.join(ROOT, 'dist', 'lib'));
+
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'finetorch-bench-'));
+  const info = ft.runtimeInfo();
+  const pyVersions = execFileSync(PYTHON, ['-c', 'import torch, torchvision; print(torch.__version__, torchvision.__version__)'], { encoding: 'utf8' }).trim().split(' ');
+  const meta = {
+    date: new Date().toISOString(),
+    mode: opts.full ? 'full' : 'default',
+    cores: os.cpus().length,
+    cpu: os.cpus()[0].model,
+    memoryGB: +(os.totalmem() / 2 ** 30).toFixed(1),
+    threads: opts.threads,
+    libtorch: info.torchVersion,
+    pytorch: pyVersions[0],
+    torchvision: pyVersions[1],
+    node: process.version,
+    blas: (() => {
+      try {
+        return fs.realpathSync('/usr/lib/x86_64-linux-gnu/libblas.so.3');
+      } catch {
+        return 'unknown';
+      }
+    })(),
+    mallocTuning: MALLOC_TUNING,
+    settings: s,
+  };
+  log(`finetorch bench (${meta.mode}): ${meta.cores} cores, ${opts.threads} threads, libtorch ${meta.libtorch}, PyTorch ${meta.pytorch}`);
+
+  const data = want('epoch') || want('loader') || want('features') ? await prepareData(ft, s, tmp, log) : { missing: 'not requested' };
+  const refBlas = want('blas') ? referenceBlas(tmp) : null;
+  const threads = opts.threads;
+  const trials = [];
+  const results = {};
+  const add = (name, side, spec, extra = {}) => trials.push({ name, side, spec: { threads, seed: 0, ...spec }, ...extra });
+  const tuned = { env: MALLOC_TUNING };
+
+  // in-memory steps: every repeat of every side in its own process, sides interleaved
+  const st = s.step;
+  if (want('step')) {
+    for (const mode of ['train', 'eval']) {
+      for (const arch of ['resnet18', 'alexnet']) {
+        const spec = { kind: 'step', arch, mode, size: st.size, batch: st.batch, numClasses: 101, ...st[mode] };
+        for (let r = 0; r < st.repeats; r++) {
+          add(`${arch}-${mode}`, 'py', spec);
+          add(`${arch}-${mode}`, 'ft', spec);
+          add(`${arch}-${mode}`, 'ftTuned', spec, tuned);
+          // does the same tuning help PyTorch? (a diagnostic: --full only, to keep the default run short)
+          if (mode === 'train' && opts.full) add(`${arch}-${mode}`, 'pyTuned', spec, tuned);
+        }
+      }
+    }
+  }
+  if (want('channels-last')) {
+    for (const mode of ['train', 'eval']) {
+      const spec = { kind: 'step', arch: 'resnet18', mode, size: st.size, batch: st.batch, numClasses: 101, ...st[mode], channelsLast: true };
+      for (let r = 0; r < st.variantRepeats; r++) {
+        add(`resnet18-${mode}-cl`, 'py', spec);
+        add(`resnet18-${mode}-cl`, 'ft', spec);
+        if (!want('step')) {
+          add(`resnet18-${mode}`, 'py', { ...spec, channelsLast: false });
+          add(`resnet18-${mode}`, 'ft', { ...spec, channelsLast: false });
+        }
+      }
+    }
+  }
+  if (want('blas') && refBlas) {
+    const spec = { kind: 'step', arch: 'alexnet', mode: 'train', size: st.size, batch: st.batch, numClasses: 101, ...st.train };
+    for (let r = 0; r < st.variantRepeats; r++) {
+      add('alexnet-train-refblas', 'py', spec, { env: { LD_PRELOAD: refBlas } });
+      add('alexnet-train-refblas', 'ft', spec, { env: { LD_PRELOAD: refBlas } });
+      if (!want('step')) {
+        add('alexnet-train', 'py', spec);
+        add('alexnet-train', 'ft', spec);
+      }
+    }
+  }
+  if (!data.missing) {
+    const common = { imageRoot: data.imageRoot, numClasses: data.numClasses, workers: os.cpus().length };
+    if (want('epoch')) {
+      const spec = { kind: 'epoch', filesJson: data.epochFiles, ...common, ...s.epoch };
+      add('epoch', 'py', spec, { pss: true });
+      add('epoch', 'ft', spec, { pss: true });
+      add('epoch', 'ftTuned', spec, { pss: true, ...tuned });
+    }
+    if (want('loader')) {
+      const spec = { kind: 'loader', filesJson: data.loaderFiles, ...common, ...s.loader };
+      add('loader', 'py', spec, { pss: true });
+      add('loader', 'ft', spec, { pss: true });
+    }
+    if (want('features')) {
+      const f = s.features;
+      const splitOut = path.join(tmp, 'features-split.json');
+      const spec = { kind: 'features', lr: 1e-3, weightDecay: 1e-4, workers: os.cpus().length, ...f };
+      add('features', 'ft', { ...spec, root: data.featureRoot, tmpDir: tmp, splitOut }, { pss: true });
+      add('features', 'py', { ...spec, splitJson: splitOut }, { pss: true });
+    }
+  }
+  if (want('drift')) {
+    const d = s.drift;
+    const base = { kind: 'drift', warmupSteps: d.warmupSteps, sampleEvery: d.sampleEvery, maxSeconds: d.maxSeconds, numClasses: 101 };
+    add('drift-full', 'ft', { ...base, ...d.full });
+    add('drift-head', 'ft', { ...base, arch: 'resnet18', headOnly: true, ...d.head });
+    if (opts.full) add('drift-full', 'ftTuned', { ...base, ...d.full }, tuned);
+  }
+
+  const started = Date.now();
+  for (let i = 0; i < trials.length; i++) {
+    const t = trials[i];
+    let r = await runChild(t, opts, log);
+    // other processes took CPU during the trial: run it again (up to --retries times), keep the cleanest
+    for (let attempt = 0; attempt < opts.retries && r.otherCores > opts.noiseLimit; attempt++) {
+      log(`    other processes used ${fmt(r.otherCores, 2)} cores during ${t.name} [${t.side}]: running it again`);
+      const again = await runChild(t, opts, log);
+      if (again.otherCores < r.otherCores) r = { ...again, attempts: attempt + 2 };
+    }
+    (results[t.name] ??= {})[t.side] ??= [];
+    results[t.name][t.side].push(r);
+    const headline = r.imgPerSec !== undefined ? `${fmt(r.imgPerSec, 1)} img/s` : r.totalSeconds !== undefined ? `${fmt(r.totalSeconds, 1)} s` : r.driftMB !== undefined ? `drift ${fmt(r.driftMB, 1)} MB` : r.epochs ? `${r.epochs.map((e) => fmt(e.imgPerSec, 1)).join(' / ')} img/s` : '';
+    log(`[${i + 1}/${trials.length}] ${t.name} ${t.side}: ${headline}  (wall ${fmt(r.wallSeconds, 1)} s, peak RSS ${fmt(r.peakRssMB, 0)} MB${r.otherCores > 0.15 ? `, other processes used ${fmt(r.otherCores, 2)} cores` : ''})`);
+  }
+
+  // ---- figures --------------------------------------------------------------------------------
+  const figures = [];
+  const pick = (name, side) => results[name]?.[side] ?? [];
+  const med = (name, side, f) => median(pick(name, side).map(f));
+  const noisy = (...names) => Math.max(0, ...names.flatMap((n) => Object.values(results[n] ?? {}).flat().map((r) => r.otherCores)));
+  const fig = (f) => figures.push({ noise: 0, ...f });
+  const ips = (r) => r.imgPerSec;
+  const res = `${st.size}², batch ${st.batch}`;
+
+  for (const [mode, label] of [['train', 'train step'], ['eval', 'eval (no grad)']]) {
+    for (const [arch, archName] of [['resnet18', 'ResNet-18'], ['alexnet', 'AlexNet']]) {
+      const name = `${arch}-${mode}`;
+      if (!results[name]) continue;
+      const py = med(name, 'py', ips);
+      const f = med(name, 'ft', ips);
+      const t = med(name, 'ftTuned', ips);
+      fig({
+        id: `${name}`, figure: `${archName} ${label}, ${res}, in-memory: img/s`, unit: 'img/s', pytorch: py, finetorch: f, ratio: f / py,
+        goal: '≥ 1.00', met: f / py >= 1, finetorchTuned: t, ratioTuned: t / py, pytorchTuned: med(name, 'pyTuned', ips), noise: noisy(name),
+      });
+    }
+  }
+  if (results['resnet18-train']) {
+    const py = med('resnet18-train', 'py', (r) => r.peakRssMB);
+    const f = med('resnet18-train', 'ft', (r) => r.peakRssMB);
+    const t = med('resnet18-train', 'ftTuned', (r) => r.peakRssMB);
+    fig({ id: 'peak-rss', figure: `peak RSS, ResNet-18 training run (${res}): MB`, unit: 'MB', pytorch: py, finetorch: f, ratio: f / py, goal: '≤ 1.0', met: f / py <= 1, finetorchTuned: t, ratioTuned: t / py, lowerIsBetter: true });
+  }
+  for (const mode of ['train', 'eval']) {
+    const name = `resnet18-${mode}-cl`;
+    if (!results[name]) continue;
+    const py = med(name, 'py', ips);
+    const f = med(name, 'ft', ips);
+    const pyBase = med(`resnet18-${mode}`, 'py', ips);
+    const ftBase = med(`resnet18-${mode}`, 'ft', ips);
+    fig({
+      id: `${name}`, variant: true, figure: `channels_last ResNet-18 ${mode}, ${res}: img/s (ratio: vs PyTorch channels_last)`, unit: 'img/s', pytorch: py, finetorch: f, ratio: f / py,
+      goal: 'info', clGainPyTorch: py / pyBase, clGainFinetorch: f / ftBase, noise: noisy(name),
+    });
+  }
+  if (results['alexnet-train-refblas']) {
+    const py = med('alexnet-train-refblas', 'py', ips);
+    const f = med('alexnet-train-refblas', 'ft', ips);
+    fig({
+      id: 'alexnet-train-refblas', variant: true, figure: `AlexNet train step with reference BLAS (LD_PRELOAD), ${res}: img/s`, unit: 'img/s', pytorch: py, finetorch: f, ratio: f / py, goal: 'info',
+      openblasGainPyTorch: med('alexnet-train', 'py', ips) / py, openblasGainFinetorch: med('alexnet-train', 'ft', ips) / f, noise: noisy('alexnet-train-refblas'),
+    });
+  }
+  if (results.epoch) {
+    const ep = (side, which) => med('epoch', side, (r) => (which === 'first' ? r.epochs[0].seconds : median(r.epochs.slice(1).map((e) => e.seconds))));
+    const py1 = ep('py', 'first');
+    const pyN = ep('py', 'later');
+    const ft1 = ep('ft', 'first');
+    const ftN = ep('ft', 'later');
+    const tN = ep('ftTuned', 'later');
+    const desc = `${data.epochCount} JPEGs, RandomResizedCrop ${s.epoch.size} + flip + ColorJitter 0.1, ResNet-18 train, batch ${s.epoch.batch}`;
+    fig({ id: 'epoch', figure: `finetune epoch (${desc}), later epochs: s (ratio: PyTorch ÷ finetorch)`, unit: 's', pytorch: pyN, finetorch: ftN, ratio: pyN / ftN, goal: '≥ 1.5', met: pyN / ftN >= 1.5, finetorchTuned: tN, ratioTuned: pyN / tN, lowerIsBetter: true, noise: noisy('epoch') });
+    fig({ id: 'epoch-first', figure: 'finetune epoch, first epoch (finetorch decodes, then caches): s (PyTorch ÷ finetorch)', unit: 's', pytorch: py1, finetorch: ft1, ratio: py1 / ft1, goal: 'info', finetorchTuned: ep('ftTuned', 'first'), ratioTuned: py1 / ep('ftTuned', 'first'), lowerIsBetter: true, noise: noisy('epoch') });
+    const eff = (side, which) => med('epoch', side, (r) => {
+      const e = which === 'first' ? r.epochs[0] : r.epochs[r.epochs.length - 1];
+      return e.imgPerSec / r.inMemory.imgPerSec;
+    });
+    fig({ id: 'pipeline-efficiency', figure: 'pipeline efficiency: loader+train img/s ÷ in-memory train img/s (later epoch, same process)', unit: 'ratio', pytorch: eff('py', 'later'), finetorch: eff('ft', 'later'), ratio: eff('ft', 'later'), goal: '≥ 0.95', met: eff('ft', 'later') >= 0.95, finetorchTuned: eff('ftTuned', 'later'), ratioTuned: eff('ftTuned', 'later'), noise: noisy('epoch') });
+    fig({ id: 'pipeline-efficiency-first', figure: 'pipeline efficiency, first epoch (decoding included)', unit: 'ratio', pytorch: eff('py', 'first'), finetorch: eff('ft', 'first'), ratio: eff('ft', 'first'), goal: 'info', finetorchTuned: eff('ftTuned', 'first'), ratioTuned: eff('ftTuned', 'first'), noise: noisy('epoch') });
+    const pss = (side) => med('epoch', side, (r) => r.peakTreePssMB);
+    fig({ id: 'peak-pss-epoch', figure: 'peak memory of the epoch run, process tree PSS (PyTorch: main + workers): MB', unit: 'MB', pytorch: pss('py'), finetorch: pss('ft'), ratio: pss('ft') / pss('py'), goal: 'info', finetorchTuned: pss('ftTuned'), ratioTuned: pss('ftTuned') / pss('py'), lowerIsBetter: true });
+  }
+  if (results.features) {
+    const py = med('features', 'py', (r) => r.totalSeconds);
+    const f = med('features', 'ft', (r) => r.totalSeconds);
+    const p = pick('features', 'py')[0];
+    const fe = s.features;
+    fig({
+      id: 'features', figure: `feature_extract phase, ${fe.epochs} epochs, ${p ? `${p.trainImages} train + ${p.valImages} val images` : ''} at ${fe.size}² (PyTorch ${p && p.extrapolated ? `${p.measuredEpochs} epochs measured, rest extrapolated` : 'measured'}): s (PyTorch ÷ finetorch)`,
+      unit: 's', pytorch: py, finetorch: f, ratio: py / f, goal: '≥ 20', met: py / f >= 20, lowerIsBetter: true, noise: noisy('features'),
+      breakdown: pick('features', 'ft')[0]?.breakdown, pyEpochSeconds: p ? median(p.epochSeconds.slice(1)) : NaN,
+    });
+  }
+  if (results.loader) {
+    const py = med('loader', 'py', (r) => median(r.epochs.slice(1).map((e) => e.imgPerSec)));
+    const py1 = med('loader', 'py', (r) => r.epochs[0].imgPerSec);
+    const dec = med('loader', 'ft', (r) => r.decodeImgPerSec);
+    const first = med('loader', 'ft', (r) => r.epochs[0].imgPerSec);
+    const cached = med('loader', 'ft', (r) => median(r.epochs.slice(1).map((e) => e.imgPerSec)));
+    const n = data.loaderCount;
+    fig({ id: 'decode', figure: `decode only (sharp, shorter side 256), ${n} JPEGs: img/s (ratio vs PyTorch loader epoch)`, unit: 'img/s', pytorch: py, finetorch: dec, ratio: dec / py, goal: 'info', noise: noisy('loader') });
+    fig({ id: 'loader-first', figure: 'loader first epoch (decode + augment), no training: img/s', unit: 'img/s', pytorch: py1, finetorch: first, ratio: first / py1, goal: 'info', noise: noisy('loader') });
+    fig({ id: 'loader-cached', figure: 'loader cached epoch (augment only) vs ImageFolder+DataLoader(workers=cores): img/s', unit: 'img/s', pytorch: py, finetorch: cached, ratio: cached / py, goal: 'info', noise: noisy('loader') });
+  }
+  for (const [name, label] of [['drift-full', `ResNet-18 ${s.drift.full.size}² batch ${s.drift.full.batch}, full network`], ['drift-head', `head only on cached features, batch ${s.drift.head.batch}`]]) {
+    if (!results[name]) continue;
+    const f = med(name, 'ft', (r) => r.driftMB);
+    const t = med(name, 'ftTuned', (r) => r.driftMB);
+    const r0 = pick(name, 'ft')[0];
+    const stopped = r0.stepsDone < (name === 'drift-full' ? s.drift.full.steps : s.drift.head.steps) ? ` (stopped at ${s.drift.maxSeconds} s)` : '';
+    fig({
+      id: name, figure: `RSS drift over ${r0.stepsDone} train steps${stopped}, ${label}: MB from step ${r0.fromStep} to ${r0.toStep}`,
+      unit: 'MB', pytorch: NaN, finetorch: f, ratio: NaN, goal: '< 50 MB', met: Math.abs(f) < 50, finetorchTuned: t, lowerIsBetter: true, noise: noisy(name),
+    });
+  }
+
+  // ---- output -------------------------------------------------------------------------------------
+  const totalMinutes = (Date.now() - started) / 60000;
+  const rows = figures.map((f) => [
+    f.figure,
+    fmt(f.pytorch, f.unit === 'ratio' ? 3 : f.unit === 'MB' ? 0 : 2),
+    fmt(f.finetorch, f.unit === 'ratio' ? 3 : f.unit === 'MB' ? 0 : 2),
+    f.unit === 'MB' && f.id.startsWith('drift') ? '' : fmt(f.ratio, 2),
+    f.goal,
+    f.met === undefined ? '' : f.met ? 'yes' : 'NO',
+    f.finetorchTuned === undefined ? '' : `${fmt(f.finetorchTuned, f.unit === 'ratio' ? 3 : f.unit === 'MB' ? 0 : 2)}${Number.isFinite(f.ratioTuned) && f.unit !== 'ratio' ? ` (${fmt(f.ratioTuned, 2)})` : ''}`,
+    f.noise > 0.15 ? `${fmt(f.noise, 2)}` : '',
+  ]);
+  const header = `finetorch ÷ PyTorch — ${meta.mode} mode, ${meta.cores} cores (${meta.cpu}), ${threads} threads, libtorch ${meta.libtorch} (PyTorch ${meta.pytorch}, torchvision ${meta.torchvision}), BLAS ${path.basename(path.dirname(meta.blas))}, ${fmt(totalMinutes, 1)} min`;
+  const text = `${header}\n\n${table(rows, ['figure', 'PyTorch', 'finetorch', 'ratio', 'goal', 'met', 'finetorch malloc-tuned (ratio)', 'busy'])}\n\n` +
+    'ratio: finetorch ÷ PyTorch for img/s and memory, PyTorch ÷ finetorch for times. malloc-tuned: finetorch child run with ' +
+    `MALLOC_ARENA_MAX=1 GLIBC_TUNABLES=${MALLOC_TUNING.GLIBC_TUNABLES}. busy: cores used by other processes during the trials (noise), shown above 0.15.\n` +
+    figures.filter((f) => f.clGainPyTorch).map((f) => `channels_last ${f.id.includes('train') ? 'train' : 'eval'}: PyTorch ×${fmt(f.clGainPyTorch)} vs its contiguous run, finetorch (channels-last batch) ×${fmt(f.clGainFinetorch)}\n`).join('') +
+    figures.filter((f) => f.openblasGainPyTorch).map((f) => `OpenBLAS vs reference BLAS (AlexNet train): PyTorch ×${fmt(f.openblasGainPyTorch)}, finetorch ×${fmt(f.openblasGainFinetorch)}\n`).join('') +
+    figures.filter((f) => f.breakdown).map((f) => `feature_extract, finetorch's ${fmt(f.finetorch, 1)} s: ${fmt(f.breakdown.untilFeatureCacheSeconds, 1)} s until the feature cache is ready (scan, decode, backbone once), ` +
+      `${fmt(f.breakdown.epochsSeconds, 1)} s for the epochs (${fmt(f.breakdown.headTrainSeconds, 1)} s of it head training; the rest validation and checkpoint writes), ${fmt(f.breakdown.afterTestSeconds, 1)} s after the test. ` +
+      `PyTorch: ${fmt(f.pyEpochSeconds, 2)} s per epoch.\n`).join('') +
+    figures.filter((f) => Number.isFinite(f.pytorchTuned)).map((f) => `${f.id} PyTorch with the same malloc tuning: ${fmt(f.pytorchTuned)} img/s (×${fmt(f.pytorchTuned / f.pytorch)})\n`).join('');
+  process.stdout.write(`${text}\n`);
+  fs.mkdirSync(path.dirname(opts.out), { recursive: true });
+  fs.writeFileSync(opts.out, JSON.stringify({ meta, figures, table: text, trials: results, data: data.missing ? { missing: data.missing } : data }, null, 1));
+  log(`wrote ${path.relative(process.cwd(), opts.out)}`);
+  fs.rmSync(tmp, { recursive: true, force: true });
+}
+
+main().catch((error) => {
+  process.stderr.write(`${error && error.stack ? error.stack : error}\n`);
+  process.exit(1);
+});
