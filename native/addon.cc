@@ -16,7 +16,8 @@ namespace {
 // step (page faults on each batch), and give each thread its own arena. Measured here: a ResNet-18
 // epoch with native augmentation ran 3-5x slower than with MALLOC_ARENA_MAX=1 and a 32 MiB mmap
 // threshold. Tune the same knobs from inside, before the compute thread exists, unless the user
-// set them (or FINETORCH_MALLOC_TUNING=0).
+// set them (or FINETORCH_MALLOC_TUNING=0). The trim threshold stays at 32 MiB: higher kept freed
+// models' memory (690 MiB after 200 ResNet-18s at 1 GiB) for no measurable speed.
 void tuneMalloc() {
 #ifdef __GLIBC__
   const char* optOut = std::getenv("FINETORCH_MALLOC_TUNING");
@@ -25,7 +26,7 @@ void tuneMalloc() {
   const char* tunables = std::getenv("GLIBC_TUNABLES");
   if (!tunables || !std::strstr(tunables, "malloc.")) {
     mallopt(M_MMAP_THRESHOLD, 32 * 1024 * 1024);
-    mallopt(M_TRIM_THRESHOLD, 1024 * 1024 * 1024);
+    mallopt(M_TRIM_THRESHOLD, 32 * 1024 * 1024);
   }
 #endif
 }
