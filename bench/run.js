@@ -122,6 +122,16 @@ function pssKB(pid) {
 }
 
 // ---- running one trial --------------------------------------------------------------------------
+// what to clean up when the bench is interrupted: the running child and the temporary folder
+const current = { child: null, tmp: null };
+for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
+  process.on(signal, () => {
+    if (current.child) current.child.kill('SIGKILL');
+    if (current.tmp) fs.rmSync(current.tmp, { recursive: true, force: true });
+    process.stderr.write(`bench interrupted (${signal})\n`);
+    process.exit(130);
+  });
+}
 const TICKS = 100; // USER_HZ
 
 function childEnv(extra) {
@@ -159,19 +169,21 @@ async function runChild(trial, opts, log) {
   child.stderr.on('data', (d) => (stderr += d));
   const cpuByPid = new Map();
   let peakPssKB = 0;
+  current.child = child;
+  // sampling costs CPU (smaps_rollup walks page tables): once a second is enough for peaks of
+  // processes that live tens of seconds, and keeps this process's share near 1% of a core
   const sample = () => {
-    for (const pid of processTree(child.pid)) {
+    const tree = processTree(child.pid);
+    for (const pid of tree) {
       const st = readProcStat(pid);
       if (st) cpuByPid.set(pid, st.cpuTicks);
     }
-    if (trial.pss) {
-      const total = processTree(child.pid).reduce((a, pid) => a + pssKB(pid), 0);
-      peakPssKB = Math.max(peakPssKB, total);
-    }
+    if (trial.pss) peakPssKB = Math.max(peakPssKB, tree.reduce((a, pid) => a + pssKB(pid), 0));
   };
-  const timer = setInterval(sample, trial.pss ? 250 : 1000);
+  const timer = setInterval(sample, 1000);
   const code = await new Promise((resolve) => child.on('close', resolve));
   clearInterval(timer);
+  current.child = null;
   const wall = (Date.now() - started) / 1000;
   const cpu1 = cpuTimes();
   const line = stdout.split('\n').find((l) => l.startsWith('BENCH_RESULT '));
@@ -286,6 +298,7 @@ async function main() {
   const ft = require(path.join(ROOT, 'dist', 'lib'));
 
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'finetorch-bench-'));
+  current.tmp = tmp;
   const info = ft.runtimeInfo();
   const pyVersions = execFileSync(PYTHON, ['-c', 'import torch, torchvision; print(torch.__version__, torchvision.__version__)'], { encoding: 'utf8' }).trim().split(' ');
   const meta = {
@@ -535,6 +548,7 @@ async function main() {
 }
 
 main().catch((error) => {
+  if (current.tmp) fs.rmSync(current.tmp, { recursive: true, force: true });
   process.stderr.write(`${error && error.stack ? error.stack : error}\n`);
   process.exit(1);
 });
