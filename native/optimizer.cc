@@ -8,6 +8,8 @@
 #include "model.h"
 #include "tensor.h"
 
+#include <sstream>
+
 namespace finetorch {
 
 namespace optim = torch::optim;
@@ -22,7 +24,10 @@ template <typename State>
 auto stateKey(const State&, const torch::Tensor& p) {
   using Key = typename std::decay_t<State>::key_type;
   if constexpr (std::is_same_v<Key, std::string>) {
-    return c10::guts::to_string(p.unsafeGetTensorImpl());
+    // what 1.x's c10::guts::to_string does (gone in 2.x): the address through an ostream
+    std::ostringstream key;
+    key << p.unsafeGetTensorImpl();
+    return key.str();
   } else {
     return static_cast<Key>(p.unsafeGetTensorImpl());
   }
