@@ -97,37 +97,54 @@ Napi::Value trainStep(const Napi::CallbackInfo& info) {
             logits = featuresInput ? net->classify(images) : net->forward(images);
             value = crossEntropy(logits, target, loss);  // computed in float32
           }
-          double lossValue = value.item<double>();
-          if (!std::isfinite(lossValue)) {
-            throw std::runtime_error(std::string("loss is ") + (std::isnan(lossValue) ? "NaN" : lossValue > 0 ? "+Inf" : "-Inf") +
-                                     ": the step was not applied (parameters unchanged); lower the learning rate or check the inputs");
-          }
-          // fp16 loss scaling (a GradScaler whose scale the caller keeps): scale, backward, unscale
+          // No host sync between forward and backward: the GPU keeps its queue. The loss, the hit
+          // counts and (fp16) the inf/NaN flag come back in one read after backward, before any
+          // parameter changes, as PyTorch's GradScaler.step reads found_inf.
           (lossScale > 0 ? value * lossScale : value).backward();
-          StepResult result;
-          if (lossScale > 0) {
-            torch::NoGradGuard noGrad;
-            bool finite = true;
-            for (auto& p : net->parameters()) {
-              if (!p.grad().defined()) continue;
-              p.mutable_grad().div_(lossScale);
-              if (finite && !torch::isfinite(p.grad()).all().item<bool>()) finite = false;
-            }
-            if (!finite) {
-              for (auto& p : net->parameters()) p.mutable_grad() = torch::Tensor();
-              result.skipped = true;
-              result.loss = lossValue;
-              result.count = images.size(0);
-              result.topk = countCorrect(logits, target);
-              return result;
-            }
-          }
-          result.loss = lossValue;
-          result.count = images.size(0);
-          result.topk = countCorrect(logits, target);
           std::vector<torch::Tensor> withGrad;
           for (auto& p : net->parameters()) {
             if (p.grad().defined()) withGrad.push_back(p);
+          }
+          auto [hits1, hits5] = correctCounts(logits, target);
+          torch::Tensor foundInf;
+          if (lossScale > 0) {
+            torch::NoGradGuard noGrad;
+            auto floatOnDevice = torch::TensorOptions().dtype(torch::kFloat).device(images.device());
+            if (images.is_cuda()) {
+              // one fused kernel for every gradient: unscale and flag inf/NaN
+              std::vector<torch::Tensor> grads;
+              for (auto& p : withGrad) grads.push_back(p.mutable_grad());
+              foundInf = torch::zeros({}, floatOnDevice);
+              at::_amp_foreach_non_finite_check_and_unscale_(grads, foundInf, torch::full({}, 1.0 / lossScale, floatOnDevice));
+            } else {
+              bool finite = true;
+              for (auto& p : withGrad) {
+                p.mutable_grad().div_(lossScale);
+                if (finite && !torch::isfinite(p.grad()).all().item<bool>()) finite = false;
+              }
+              foundInf = torch::full({}, finite ? 0.0 : 1.0, floatOnDevice);
+            }
+          }
+          auto flags = torch::stack({value.detach().to(torch::kDouble), hits1.to(torch::kDouble), hits5.to(torch::kDouble),
+                                     foundInf.defined() ? foundInf.to(torch::kDouble) : torch::zeros({}, value.options().dtype(torch::kDouble))})
+                           .to(torch::kCPU);
+          auto read = flags.accessor<double, 1>();
+          double lossValue = read[0];
+          StepResult result;
+          result.loss = lossValue;
+          result.count = images.size(0);
+          result.topk.correct1 = static_cast<int64_t>(read[1]);
+          result.topk.correct5 = static_cast<int64_t>(read[2]);
+          if (!std::isfinite(lossValue)) {
+            for (auto& p : withGrad) p.mutable_grad() = torch::Tensor();
+            throw std::runtime_error(std::string("loss is ") + (std::isnan(lossValue) ? "NaN" : lossValue > 0 ? "+Inf" : "-Inf") +
+                                     ": the step was not applied (parameters unchanged); lower the learning rate or check the inputs");
+          }
+          if (read[3] != 0) {
+            // fp16 overflow: skip this step; the caller's scaler backs off
+            for (auto& p : withGrad) p.mutable_grad() = torch::Tensor();
+            result.skipped = true;
+            return result;
           }
           if (clip > 0) {
             result.gradNorm = torch::nn::utils::clip_grad_norm_(withGrad, clip);
@@ -185,8 +202,13 @@ Napi::Value evalStep(const Napi::CallbackInfo& info) {
           result.count = images.size(0);
           if (labels.defined()) {
             auto target = labels.to(images.device());
-            result.loss = crossEntropy(logits, target, loss).item<double>();
-            result.topk = countCorrect(logits, target);
+            auto [hits1, hits5] = correctCounts(logits, target);
+            auto read = torch::stack({crossEntropy(logits, target, loss).to(torch::kDouble), hits1.to(torch::kDouble), hits5.to(torch::kDouble)})
+                            .to(torch::kCPU);
+            auto values = read.accessor<double, 1>();
+            result.loss = values[0];
+            result.topk.correct1 = static_cast<int64_t>(values[1]);
+            result.topk.correct5 = static_cast<int64_t>(values[2]);
           }
           if (returnLogits) result.logits = logits;
           return result;
