@@ -188,6 +188,7 @@ export interface NativeAugmentOutput {
   channelsLast: boolean;
   /** Page-locked output (when CUDA is available), for asynchronous copies to the GPU. */
   pinMemory: boolean;
+  threads: number;
 }
 
 export interface NativeAddon {
@@ -208,6 +209,8 @@ export interface NativeAddon {
   setNumThreads(threads: number): void;
   manualSeed(seed: number): void;
   setCudnnBenchmark(flag: boolean): void;
+  setAllowTF32(flags: { conv?: boolean; matmul?: boolean }): void;
+  allowTF32(): { conv: boolean; matmul: boolean };
   matmul(a: NativeTensor, b: NativeTensor): Promise<NativeTensor>;
   randn(shape: number[]): NativeTensor;
   cat(tensors: NativeTensor[], dim: number): Promise<NativeTensor>;

@@ -1,7 +1,7 @@
 // What libtorch this process runs on, and the knobs that apply to the whole process.
 import { native, type RuntimeInfo } from '../binding';
 import { validateDevice } from './tensor';
-import { boolean, integerInRange, nonNegativeInteger } from './utils/validate';
+import { boolean, integerInRange, knownKeys, nonNegativeInteger, plainObject } from './utils/validate';
 
 export type { RuntimeInfo } from '../binding';
 
@@ -44,4 +44,26 @@ export function resolveDevice(device: string = 'auto'): string {
 /** cuDNN benchmark mode: the fastest convolution algorithm per input shape is found once and kept. */
 export function setCudnnBenchmark(flag: boolean): void {
   native().setCudnnBenchmark(boolean('flag', flag));
+}
+
+/** Which float32 GPU work may use TensorFloat-32 (Ampere and later): cuDNN convolutions and cuBLAS matmuls. */
+export interface TF32Flags {
+  conv: boolean;
+  matmul: boolean;
+}
+
+/**
+ * Allows or forbids TF32 (like torch.backends.cudnn.allow_tf32 and torch.backends.cuda.matmul.allow_tf32;
+ * PyTorch's defaults: convolutions on, matmuls off). Off gives exact float32, e.g. to compare with the CPU.
+ */
+export function setAllowTF32(flags: Partial<TF32Flags>): void {
+  knownKeys('TF32 flags', plainObject('TF32 flags', flags), ['conv', 'matmul']);
+  const clean: Partial<TF32Flags> = {};
+  if (flags.conv !== undefined) clean.conv = boolean('conv', flags.conv);
+  if (flags.matmul !== undefined) clean.matmul = boolean('matmul', flags.matmul);
+  native().setAllowTF32(clean);
+}
+
+export function allowTF32(): TF32Flags {
+  return native().allowTF32();
 }

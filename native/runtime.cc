@@ -39,6 +39,22 @@ Napi::Value setCudnnBenchmark(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// TensorFloat-32 on Ampere and later GPUs: cuDNN convolutions (PyTorch's default: on) and cuBLAS
+// matmuls (default: off). Exact float32 is for parity checks; TF32 is the faster default.
+Napi::Value setAllowTF32(const Napi::CallbackInfo& info) {
+  auto flags = info[0].As<Napi::Object>();
+  if (flags.Has("conv")) at::globalContext().setAllowTF32CuDNN(flags.Get("conv").ToBoolean());
+  if (flags.Has("matmul")) at::globalContext().setAllowTF32CuBLAS(flags.Get("matmul").ToBoolean());
+  return info.Env().Undefined();
+}
+
+Napi::Value allowTF32(const Napi::CallbackInfo& info) {
+  auto result = Napi::Object::New(info.Env());
+  result.Set("conv", at::globalContext().allowTF32CuDNN());
+  result.Set("matmul", at::globalContext().allowTF32CuBLAS());
+  return result;
+}
+
 Napi::Value manualSeed(const Napi::CallbackInfo& info) {
   // Seeds the CPU generator and every CUDA one, like torch.manual_seed.
   torch::manual_seed(static_cast<uint64_t>(info[0].As<Napi::Number>().Int64Value()));
@@ -103,6 +119,8 @@ void registerRuntime(Napi::Env env, Napi::Object exports, Addon&) {
   exports.Set("setNumThreads", Napi::Function::New<setNumThreads>(env, "setNumThreads"));
   exports.Set("manualSeed", Napi::Function::New<manualSeed>(env, "manualSeed"));
   exports.Set("setCudnnBenchmark", Napi::Function::New<setCudnnBenchmark>(env, "setCudnnBenchmark"));
+  exports.Set("setAllowTF32", Napi::Function::New<setAllowTF32>(env, "setAllowTF32"));
+  exports.Set("allowTF32", Napi::Function::New<allowTF32>(env, "allowTF32"));
   exports.Set("matmul", Napi::Function::New<matmul>(env, "matmul"));
   exports.Set("randn", Napi::Function::New<randn>(env, "randn"));
   exports.Set("cat", Napi::Function::New<cat>(env, "cat"));

@@ -1,4 +1,4 @@
-import { getNumThreads, manualSeed, randn, runtimeInfo, setNumThreads } from '../lib';
+import { allowTF32, getNumThreads, manualSeed, randn, runtimeInfo, setAllowTF32, setNumThreads } from '../lib';
 
 describe('runtime', () => {
   test('reports the libtorch version and CUDA facts', () => {
@@ -17,6 +17,18 @@ describe('runtime', () => {
     setNumThreads(before);
     expect(getNumThreads()).toBe(before);
     expect(() => setNumThreads(0)).toThrow('Expected integer between 1 and 1024 for threads but received 0 of type number');
+  });
+
+  test('TF32 flags start at PyTorch defaults (conv on, matmul off), can be set one at a time, and are validated', () => {
+    expect(allowTF32()).toEqual({ conv: true, matmul: false });
+    setAllowTF32({ conv: false });
+    expect(allowTF32()).toEqual({ conv: false, matmul: false });
+    setAllowTF32({ matmul: true });
+    expect(allowTF32()).toEqual({ conv: false, matmul: true });
+    setAllowTF32({ conv: true, matmul: false });
+    expect(allowTF32()).toEqual({ conv: true, matmul: false });
+    expect(() => setAllowTF32({ conv: 1 as unknown as boolean })).toThrow('Expected boolean for conv but received 1 of type number');
+    expect(() => setAllowTF32({ cudnn: true } as never)).toThrow("Unknown option 'cudnn' in TF32 flags; known: conv, matmul");
   });
 
   test('manualSeed makes random numbers repeat', () => {
