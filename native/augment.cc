@@ -2,6 +2,7 @@
 // Runs on libuv's pool (not the compute thread), so the next batch is prepared while the current
 // one trains; the kernels are plain C++ (ops/augment_kernels.h) and never enter libtorch's OpenMP.
 #include <memory>
+#include <thread>
 #include <vector>
 
 #include "addon.h"
@@ -18,7 +19,7 @@ constexpr int kParamsPerImage = 13;  // cropX, cropY, cropW, cropH, flip, b, c, 
 class AugmentWorker : public Napi::AsyncWorker {
  public:
   AugmentWorker(Napi::Env env, std::vector<augment::ImageView> images, std::vector<augment::Params> params,
-                augment::Output output, bool channelsLast, bool pinMemory, std::vector<Napi::ObjectReference> keepAlive)
+                augment::Output output, bool channelsLast, bool pinMemory, int threads, std::vector<Napi::ObjectReference> keepAlive)
       : Napi::AsyncWorker(env, "finetorch.augment"),
         deferred_(Napi::Promise::Deferred::New(env)),
         images_(std::move(images)),
@@ -26,6 +27,7 @@ class AugmentWorker : public Napi::AsyncWorker {
         output_(output),
         channelsLast_(channelsLast),
         pinMemory_(pinMemory),
+        threads_(threads),
         keepAlive_(std::move(keepAlive)) {}
 
   Napi::Promise promise() { return deferred_.Promise(); }
@@ -40,12 +42,21 @@ class AugmentWorker : public Napi::AsyncWorker {
                               : torch::empty({n, 3, output_.height, output_.width}, options);
       float* base = result_.data_ptr<float>();
       size_t perImage = static_cast<size_t>(3) * output_.width * output_.height;
-      std::vector<uint8_t> pixels;
-      for (size_t i = 0; i < images_.size(); i++) {
-        augment::cropResize(images_[i], params_[i], output_.width, output_.height, pixels);
-        augment::colorJitter(pixels, params_[i]);
-        augment::normalize(pixels, output_, channelsLast_, base + i * perImage);
-      }
+      // images are independent and write disjoint slices: split them over `threads` (the pool
+      // thread takes a share too); plain C++, no libtorch calls, so no exception crosses a thread
+      auto work = [&](size_t first, size_t step) {
+        std::vector<uint8_t> pixels;
+        for (size_t i = first; i < images_.size(); i += step) {
+          augment::cropResize(images_[i], params_[i], output_.width, output_.height, pixels);
+          augment::colorJitter(pixels, params_[i]);
+          augment::normalize(pixels, output_, channelsLast_, base + i * perImage);
+        }
+      };
+      size_t threads = std::min<size_t>(std::max(threads_, 1), images_.size());
+      std::vector<std::thread> helpers;
+      for (size_t t = 1; t < threads; t++) helpers.emplace_back(work, t, threads);
+      work(0, threads);
+      for (auto& h : helpers) h.join();
     } catch (const std::exception& error) {
       SetError(messageOf(error));
     }
@@ -68,6 +79,7 @@ class AugmentWorker : public Napi::AsyncWorker {
   augment::Output output_;
   bool channelsLast_;
   bool pinMemory_;
+  int threads_;
   std::vector<Napi::ObjectReference> keepAlive_;  // the JS buffers read by Execute()
   torch::Tensor result_;
 };
@@ -91,6 +103,7 @@ Napi::Value augmentBatch(const Napi::CallbackInfo& info) {
     }
     bool channelsLast = options.Get("channelsLast").ToBoolean();
     bool pinMemory = options.Get("pinMemory").ToBoolean() && torch::cuda::is_available();
+    int threads = options.Get("threads").As<Napi::Number>().Int32Value();
     if (params.ElementLength() != list.Length() * kParamsPerImage) throw std::invalid_argument("augmentBatch: params length mismatch");
     std::vector<augment::ImageView> images;
     std::vector<augment::Params> perImage;
@@ -123,7 +136,7 @@ Napi::Value augmentBatch(const Napi::CallbackInfo& info) {
       perImage.push_back(q);
       keepAlive.push_back(Napi::Persistent(data.As<Napi::Object>()));
     }
-    auto* worker = new AugmentWorker(env, std::move(images), std::move(perImage), output, channelsLast, pinMemory, std::move(keepAlive));
+    auto* worker = new AugmentWorker(env, std::move(images), std::move(perImage), output, channelsLast, pinMemory, threads, std::move(keepAlive));
     auto promise = worker->promise();
     worker->Queue();
     return promise;

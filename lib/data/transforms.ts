@@ -1,8 +1,9 @@
 // torchvision-style transforms for batches: random parameters are drawn here with a seeded
 // generator (so a run is reproducible whatever the prefetch order), the pixel work is native.
+import * as os from 'os';
 import { native } from '../../binding';
 import { Tensor } from '../tensor';
-import { boolean, invalid, knownKeys, numberInRange, plainObject, positiveInteger } from '../utils/validate';
+import { boolean, integerInRange, invalid, knownKeys, numberInRange, plainObject, positiveInteger } from '../utils/validate';
 import type { DecodedImage } from './decode';
 import type { Random } from './random';
 
@@ -34,6 +35,11 @@ export interface TransformOptions {
   channelsLast?: boolean;
   /** Page-locked batches (when CUDA is available) for asynchronous copies to the GPU. */
   pinMemory?: boolean;
+  /**
+   * Threads preparing one batch. Default 1 (training on the CPU needs the cores; batches already
+   * overlap on libuv's pool); with pinMemory (a GPU to feed) every core.
+   */
+  threads?: number;
 }
 
 interface ResolvedJitter {
@@ -53,10 +59,11 @@ export class Transform {
   readonly std: [number, number, number];
   readonly channelsLast: boolean;
   readonly pinMemory: boolean;
+  readonly threads: number;
 
   constructor(options: TransformOptions = {}) {
     knownKeys('transform options', plainObject('transform options', options), [
-      'size', 'randomResizedCrop', 'randomCrop', 'horizontalFlip', 'colorJitter', 'mean', 'std', 'channelsLast', 'pinMemory',
+      'size', 'randomResizedCrop', 'randomCrop', 'horizontalFlip', 'colorJitter', 'mean', 'std', 'channelsLast', 'pinMemory', 'threads',
     ]);
     this.size = positiveInteger('size', options.size ?? 224);
     const rrc = options.randomResizedCrop ?? false;
@@ -94,6 +101,7 @@ export class Transform {
     this.std = options.std ?? IMAGENET_STD;
     this.channelsLast = boolean('channelsLast', options.channelsLast ?? false);
     this.pinMemory = boolean('pinMemory', options.pinMemory ?? false);
+    this.threads = integerInRange('threads', options.threads ?? (this.pinMemory ? os.availableParallelism() : 1), 1, 1024);
   }
 
   /** True when the transform draws random numbers (training augmentation). */
@@ -159,7 +167,7 @@ export class Transform {
     const result = await native().augmentBatch(
       images.map((im) => ({ data: im.data, width: im.width, height: im.height })),
       flat,
-      { width: this.size, height: this.size, mean: this.mean, std: this.std, channelsLast: this.channelsLast, pinMemory: this.pinMemory },
+      { width: this.size, height: this.size, mean: this.mean, std: this.std, channelsLast: this.channelsLast, pinMemory: this.pinMemory, threads: this.threads },
     );
     return new Tensor(result);
   }
@@ -181,6 +189,6 @@ export function trainTransform(options: TransformOptions = {}): Transform {
 }
 
 /** Evaluation: the centre crop of the Resize(256) -> CenterCrop(224) decode, normalised. */
-export function evalTransform(options: Pick<TransformOptions, 'size' | 'mean' | 'std' | 'channelsLast' | 'pinMemory'> = {}): Transform {
+export function evalTransform(options: Pick<TransformOptions, 'size' | 'mean' | 'std' | 'channelsLast' | 'pinMemory' | 'threads'> = {}): Transform {
   return new Transform(options);
 }
