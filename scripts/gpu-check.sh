@@ -32,10 +32,12 @@ run() {
   cmake -S . -B build-gpu $(command -v ninja >/dev/null && echo -G Ninja) -DCMAKE_BUILD_TYPE=Release -DCMAKE_PREFIX_PATH="$prefix" \
     -DCMAKE_JS_INC="$PWD/node_modules/node-api-headers/include;$PWD/node_modules/node-addon-api" \
     -DCMAKE_JS_SRC= -DCMAKE_JS_LIB= -DCMAKE_CXX_FLAGS=-DBUILDING_NODE_EXTENSION > build-gpu.log 2>&1 \
-    || { tail -40 build-gpu.log; exit 1; }
-  cmake --build build-gpu -j "$(nproc)" >> build-gpu.log 2>&1 || { grep -E 'error|Error' build-gpu.log | head -40; exit 1; }
+    || { cp build-gpu.log "${OUT:-/tmp}/" || true; tail -40 build-gpu.log; exit 1; }
+  # keep going past the first error: one device call should show them all
+  cmake --build build-gpu -j "$(nproc)" -- $(command -v ninja >/dev/null && echo "-k 0" || echo -k) >> build-gpu.log 2>&1 || { cp build-gpu.log "${OUT:-/tmp}/" || true; grep -E -A3 "error" build-gpu.log | head -120; exit 1; }
   mkdir -p build/Release && cp build-gpu/finetorch.node build/Release/finetorch.node
   echo "built in $(( $(date +%s) - started )) s"
+  [ -n "${OUT:-}" ] && cp build-gpu.log "$OUT/" || true
   node dist/scripts/gpu-check.js
 }
 
