@@ -84,6 +84,15 @@ async function kindStep(s) {
   const model = ft.createModel(s.arch, { numClasses });
   const images = await makeImages(s.batch, s.size, s.channelsLast === true);
   const labels = randomLabels(s.batch, numClasses);
+  // channels-last weights too, where this finetorch has Model.channelsLast() (PyTorch's model.to(memory_format))
+  let layout = 'contiguous';
+  if (s.channelsLast) {
+    layout = 'channels-last batch';
+    if (typeof model.channelsLast === 'function') {
+      await model.channelsLast(true);
+      layout = 'channels-last batch + weights';
+    }
+  }
   let fn;
   if (s.mode === 'train') {
     model.train();
@@ -93,7 +102,7 @@ async function kindStep(s) {
     model.eval();
     fn = () => ft.evalStep(model, images, labels);
   }
-  return runSteps(fn, s.warmup, s.steps, s.batch);
+  return { ...(await runSteps(fn, s.warmup, s.steps, s.batch)), layout };
 }
 
 function readFiles(s) {

@@ -421,8 +421,12 @@ async function main() {
   const figures = [];
   const pick = (name, side) => results[name]?.[side] ?? [];
   const med = (name, side, f) => median(pick(name, side).map(f));
-  const noisy = (...names) => Math.max(0, ...names.flatMap((n) => Object.values(results[n] ?? {}).flat().map((r) => r.otherCores)));
-  const fig = (f) => figures.push({ noise: 0, ...f });
+  // how disturbed a figure's trials were: [trials where other processes used > 0.15 cores, trials, the most cores]
+  const noisy = (...names) => {
+    const all = names.flatMap((n) => Object.values(results[n] ?? {}).flat().map((r) => r.otherCores));
+    return { disturbed: all.filter((x) => x > 0.15).length, of: all.length, max: Math.max(0, ...all) };
+  };
+  const fig = (f) => figures.push({ noise: { disturbed: 0, of: 0, max: 0 }, ...f });
   const ips = (r) => r.imgPerSec;
   const res = `${st.size}², batch ${st.batch}`;
 
@@ -454,7 +458,7 @@ async function main() {
     const ftBase = med(`resnet18-${mode}`, 'ft', ips);
     fig({
       id: `${name}`, variant: true, figure: `channels_last ResNet-18 ${mode}, ${res}: img/s (ratio: vs PyTorch channels_last)`, unit: 'img/s', pytorch: py, finetorch: f, ratio: f / py,
-      goal: 'info', clGainPyTorch: py / pyBase, clGainFinetorch: f / ftBase, noise: noisy(name),
+      goal: 'info', clGainPyTorch: py / pyBase, clGainFinetorch: f / ftBase, noise: noisy(name), layout: pick(name, 'ft')[0]?.layout,
     });
   }
   if (results['alexnet-train-refblas']) {
@@ -528,16 +532,16 @@ async function main() {
     f.goal,
     f.met === undefined ? '' : f.met ? 'yes' : 'NO',
     f.finetorchTuned === undefined ? '' : `${fmt(f.finetorchTuned, f.unit === 'ratio' ? 3 : f.unit === 'MB' ? 0 : 2)}${Number.isFinite(f.ratioTuned) && f.unit !== 'ratio' ? ` (${fmt(f.ratioTuned, 2)})` : ''}`,
-    f.noise > 0.15 ? `${fmt(f.noise, 2)}` : '',
+    f.noise.disturbed > 0 ? `${f.noise.disturbed}/${f.noise.of} (${fmt(f.noise.max, 2)})` : '',
   ]);
   const header = `finetorch ÷ PyTorch — ${meta.mode} mode, ${meta.cores} cores (${meta.cpu}), ${threads} threads, libtorch ${meta.libtorch} (PyTorch ${meta.pytorch}, torchvision ${meta.torchvision}), BLAS ${path.basename(path.dirname(meta.blas))}, ${fmt(totalMinutes, 1)} min`;
   const text = `${header}\n\n${table(rows, ['figure', 'PyTorch', 'finetorch', 'ratio', 'goal', 'met', 'finetorch malloc-tuned (ratio)', 'busy'])}\n\n` +
     'ratio: finetorch ÷ PyTorch for img/s and memory, PyTorch ÷ finetorch for times. malloc-tuned: finetorch child run with ' +
-    `MALLOC_ARENA_MAX=1 GLIBC_TUNABLES=${MALLOC_TUNING.GLIBC_TUNABLES}. busy: cores used by other processes during the trials (noise), shown above 0.15.\n` +
-    figures.filter((f) => f.clGainPyTorch).map((f) => `channels_last ${f.id.includes('train') ? 'train' : 'eval'}: PyTorch ×${fmt(f.clGainPyTorch)} vs its contiguous run, finetorch (channels-last batch) ×${fmt(f.clGainFinetorch)}\n`).join('') +
+    `MALLOC_ARENA_MAX=1 GLIBC_TUNABLES=${MALLOC_TUNING.GLIBC_TUNABLES}. busy: trials disturbed by other processes (> 0.15 cores) of all the figure's trials, and the most cores they used.\n` +
+    figures.filter((f) => f.clGainPyTorch).map((f) => `channels_last ${f.id.includes('train') ? 'train' : 'eval'}: PyTorch (model + batch) ×${fmt(f.clGainPyTorch)} vs its contiguous run, finetorch (${f.layout}) ×${fmt(f.clGainFinetorch)}\n`).join('') +
     figures.filter((f) => f.openblasGainPyTorch).map((f) => `OpenBLAS vs reference BLAS (AlexNet train): PyTorch ×${fmt(f.openblasGainPyTorch)}, finetorch ×${fmt(f.openblasGainFinetorch)}\n`).join('') +
     figures.filter((f) => f.breakdown).map((f) => `feature_extract, finetorch's ${fmt(f.finetorch, 1)} s: ${fmt(f.breakdown.untilFeatureCacheSeconds, 1)} s until the feature cache is ready (scan, decode, backbone once), ` +
-      `${fmt(f.breakdown.epochsSeconds, 1)} s for the epochs (${fmt(f.breakdown.headTrainSeconds, 1)} s of it head training; the rest validation and checkpoint writes), ${fmt(f.breakdown.afterTestSeconds, 1)} s after the test. ` +
+      `${fmt(f.breakdown.epochsSeconds, 1)} s for the epochs (${fmt(f.breakdown.headTrainSeconds, 1)} s of it the trainer's train loops: head steps and the per-epoch NaN check; the rest validation and checkpoint writes), ${fmt(f.breakdown.afterTestSeconds, 1)} s after the test. ` +
       `PyTorch: ${fmt(f.pyEpochSeconds, 2)} s per epoch.\n`).join('') +
     figures.filter((f) => Number.isFinite(f.pytorchTuned)).map((f) => `${f.id} PyTorch with the same malloc tuning: ${fmt(f.pytorchTuned)} img/s (×${fmt(f.pytorchTuned / f.pytorch)})\n`).join('');
   process.stdout.write(`${text}\n`);
