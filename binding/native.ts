@@ -88,7 +88,7 @@ export interface NativeModel {
   to(device: string): Promise<void>;
   setChannelsLast(flag: boolean): Promise<void>;
   /** Names of parameters and buffers holding NaN or Inf. */
-  nonFinite(): Promise<string[]>;
+  nonFinite(trainableOnly: boolean): Promise<string[]>;
   readonly device: string;
   readonly headPrefix: string;
   readonly featureDim: number;

@@ -340,19 +340,33 @@ Napi::Value ModelWrap::setChannelsLast(const Napi::CallbackInfo& info) {
   });
 }
 
-// nonFinite() -> Promise<string[]>: parameters and buffers holding NaN or Inf (checked before a
-// checkpoint is written, so a diverged model never replaces a good one).
+// nonFinite(trainableOnly) -> Promise<string[]>: parameters and buffers holding NaN or Inf (checked
+// before a checkpoint is written, so a diverged model never replaces a good one). trainableOnly:
+// only what training can change — parameters that require grad and the buffers of modules in
+// training mode (BatchNorm statistics) — e.g. the head alone when the backbone is frozen.
 Napi::Value ModelWrap::nonFinite(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   return guarded(env, [&]() -> Napi::Value {
     auto net = live(env);
+    bool trainableOnly = info[0].ToBoolean();
     return Addon::of(env).queue().run<std::vector<std::string>>(
         env,
-        [net] {
+        [net, trainableOnly] {
           torch::NoGradGuard noGrad;
           std::vector<std::string> bad;
-          for (auto& [name, t] : orderedState(*net, true, true)) {
+          auto check = [&bad](const std::string& name, const torch::Tensor& t) {
             if (t.is_floating_point() && !torch::isfinite(t).all().item<bool>()) bad.push_back(name);
+          };
+          if (!trainableOnly) {
+            for (auto& [name, t] : orderedState(*net, true, true)) check(name, t);
+            return bad;
+          }
+          for (auto& item : net->named_parameters()) {
+            if (item.value().requires_grad()) check(item.key(), item.value());
+          }
+          for (auto& module : net->named_modules("", false)) {
+            if (!module.value()->is_training()) continue;
+            for (auto& buffer : module.value()->named_buffers(false)) check(module.key() + "." + buffer.key(), buffer.value());
           }
           return bad;
         },

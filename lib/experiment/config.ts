@@ -74,6 +74,7 @@ export const SCHEMA: Record<string, Rule> = {
   init_checkpoint: { kind: 'string', nullable: true },
   quiet: { kind: 'boolean' },
   report: { kind: 'boolean' },
+  checkpoint_interval: { kind: 'number', min: 0, max: 1e9 },
 };
 
 export interface Config {
@@ -119,6 +120,7 @@ export interface Config {
   init_checkpoint: string | null;
   quiet: boolean;
   report: boolean;
+  checkpoint_interval: number;
 }
 
 export class ConfigError extends Error {

@@ -1,7 +1,7 @@
 // The public Model: a torchvision-exact network with freezing, training modes and state dicts.
 import { native, type NativeModel } from '../../binding';
 import { Tensor, validateDevice } from '../tensor';
-import { invalid, knownKeys, numberInRange, oneOf, plainObject, positiveInteger } from '../utils/validate';
+import { boolean, invalid, knownKeys, numberInRange, oneOf, plainObject, positiveInteger } from '../utils/validate';
 
 export const ARCHITECTURES = ['alexnet', 'resnet18', 'resnet34', 'resnet50', 'vgg16'] as const;
 export type Architecture = (typeof ARCHITECTURES)[number];
@@ -181,9 +181,14 @@ export class Model {
     return this;
   }
 
-  /** Names of parameters and buffers that hold NaN or Inf (empty when the model is healthy). */
-  async nonFinite(): Promise<string[]> {
-    return this.native.nonFinite();
+  /**
+   * Names of parameters and buffers that hold NaN or Inf (empty when the model is healthy).
+   * trainableOnly: only what training can change (parameters that require grad, buffers of modules
+   * in training mode), e.g. just the head of a frozen backbone.
+   */
+  async nonFinite(options: { trainableOnly?: boolean } = {}): Promise<string[]> {
+    knownKeys('nonFinite options', plainObject('nonFinite options', options), ['trainableOnly']);
+    return this.native.nonFinite(boolean('trainableOnly', options.trainableOnly ?? false));
   }
 
   /** Stores 4-D weights channels-last (NHWC), the layout oneDNN and cuDNN convolutions prefer. */

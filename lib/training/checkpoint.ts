@@ -4,6 +4,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { native } from '../../binding';
 import type { Model } from '../models/model';
+import { linkFileAtomic } from '../utils/atomic-write';
 import { loadTorchFile, saveTorchFile } from '../models/weights';
 import { Tensor } from '../tensor';
 import type { Optimizer, OptimizerState } from './optimizer';
@@ -98,12 +99,15 @@ export async function restoreCheckpoint(
   if (checkpoint.rngState) setRngState(checkpoint.rngState);
 }
 
-/** Writes `last.pth`, and `best.pth` too when this is the best so far: each atomically. */
+/**
+ * Writes `last.pth`, and when this is the best so far makes `best.pth` the same file (a hard link,
+ * not a second serialisation): each atomically.
+ */
 export async function writeCheckpoints(dir: string, state: CheckpointState, isBest: boolean): Promise<{ last: string; best?: string }> {
   const last = path.join(dir, 'last.pth');
   await saveCheckpoint(last, state);
   if (!isBest) return { last };
   const best = path.join(dir, 'best.pth');
-  await saveCheckpoint(best, state);
+  await linkFileAtomic(last, best);
   return { last, best };
 }

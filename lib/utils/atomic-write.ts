@@ -27,3 +27,28 @@ export async function writeFileAtomic(file: string, chunks: Array<Uint8Array | s
   await dir.sync().catch(() => undefined);
   await dir.close();
 }
+
+/**
+ * Makes `target` a second name for the finished file `source` (a hard link; a copy where the file
+ * system has none), atomically. Safe because files here are only ever replaced by rename, never
+ * rewritten in place: a later write of `source` leaves `target` holding this content.
+ */
+export async function linkFileAtomic(source: string, target: string): Promise<void> {
+  const temp = `${target}.tmp-${process.pid}-${Date.now()}`;
+  try {
+    await fs.promises.link(source, temp);
+  } catch {
+    await fs.promises.copyFile(source, temp);
+    const handle = await fs.promises.open(temp, 'r+');
+    await handle.sync().finally(() => handle.close());
+  }
+  try {
+    await fs.promises.rename(temp, target);
+  } catch (error) {
+    await fs.promises.rm(temp, { force: true });
+    throw error;
+  }
+  const dir = await fs.promises.open(path.dirname(path.resolve(target)), 'r');
+  await dir.sync().catch(() => undefined);
+  await dir.close();
+}

@@ -137,12 +137,16 @@ describe('the disk', () => {
     const target = mount('size=60m');
     if (!target) return;
     try {
-      // feature_extract with plain SGD: a checkpoint is ~45 MB, so last.pth fits and best.pth does not
-      const run = train(config({ phase: 'feature_extract', weights: 'none', optimizer: 'sgd', momentum: 0, output_dir: target, run_name: 'full' }), { log: () => undefined });
-      await expect(run).rejects.toThrow(/cannot write '.*best\.pth': .*(No space left on device|ENOSPC)/);
+      // feature_extract with plain SGD: a checkpoint is ~45 MB, so epoch 1's last.pth fits (best.pth
+      // is a link to it) and epoch 2's, written beside it before the rename, does not
+      const run = train(
+        config({ phase: 'feature_extract', weights: 'none', optimizer: 'sgd', momentum: 0, output_dir: target, run_name: 'full', checkpoint_interval: 0 }),
+        { log: () => undefined },
+      );
+      await expect(run).rejects.toThrow(/cannot write '.*last\.pth': .*(No space left on device|ENOSPC)/);
       const last = await loadCheckpoint(path.join(target, 'full', 'checkpoints', 'last.pth'));
       expect(last.epoch).toBe(1);
-      expect(fs.readdirSync(path.join(target, 'full', 'checkpoints'))).toEqual(['last.pth']);
+      expect(fs.readdirSync(path.join(target, 'full', 'checkpoints'))).toEqual(['best.pth', 'last.pth']);
     } finally {
       unmount(target);
     }

@@ -3,7 +3,7 @@
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { createModel, InterruptedError, loadCheckpoint, loadWeights, readMetrics, resolveConfig, saveWeights, train, type Config, type PhaseResult } from '../../lib';
+import { createModel, getNumThreads, InterruptedError, setNumThreads, loadCheckpoint, loadWeights, readMetrics, resolveConfig, saveWeights, train, type Config, type PhaseResult } from '../../lib';
 import { createSyntheticDataset } from '../helpers/synthetic-dataset';
 
 let dir: string;
@@ -39,7 +39,9 @@ afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
 
 describe('train', () => {
   test('two-stage: feature_extract on cached features, then finetune from its best; losses fall; frozen weights untouched', async () => {
-    const [fe, ft] = await train(config({ phase: 'two-stage', weights, run_name: 'two', epochs: 4 }), quiet);
+    setNumThreads(1);
+    const [fe, ft] = await train(config({ phase: 'two-stage', weights, run_name: 'two', epochs: 4, threads: 2 }), quiet);
+    expect(getNumThreads()).toBe(2); // the head-only epochs ran on one thread; the phase's count is back
     expect(fe.phase).toBe('feature_extract');
     expect(fe.featureCache).toBe(true);
     expect(ft.phase).toBe('finetune');
@@ -89,6 +91,23 @@ describe('train', () => {
     headA.forEach((v, i) => (worst = Math.max(worst, Math.abs(v - headB[i]))));
     expect(worst).toBeLessThan(1e-4);
     console.log(`feature_extract, 3 epochs: cached ${t1 - t0} ms, uncached ${t2 - t1} ms (head max diff ${worst.toExponential(1)})`);
+  });
+
+  test('checkpoint_interval: last.pth only after a new best and the final epoch; best.pth is a link, not a copy', async () => {
+    // frozen backbone and learning rate 0: validation never improves after epoch 1
+    const written = (interval: number, name: string) => async () => {
+      const lines: string[] = [];
+      const [result] = await train(config({ phase: 'feature_extract', weights, run_name: name, epochs: 4, learning_rate: 0, checkpoint_interval: interval }), { log: (l) => lines.push(l) });
+      return { result, epochs: lines.filter((l) => l.includes('checkpoint:')).map((l) => Number(/epoch (\d+)/.exec(l)![1])) };
+    };
+    const sparse = await written(1e6, 'sparse')();
+    expect(sparse.epochs).toEqual([1, 4]);
+    const every = await written(0, 'every')();
+    expect(every.epochs).toEqual([1, 2, 3, 4]);
+    const { best, last } = sparse.result.checkpoints;
+    expect((await loadCheckpoint(best)).epoch).toBe(1);
+    expect((await loadCheckpoint(last)).epoch).toBe(4);
+    expect(fs.statSync(best).ino).not.toBe(fs.statSync(last).ino); // last.pth was replaced, best.pth kept epoch 1
   });
 
   test('resume continues exactly where the run stopped', async () => {

@@ -73,6 +73,25 @@ describe('freezing', () => {
     model.dispose();
   });
 
+  test('nonFinite names NaN/Inf tensors; trainableOnly skips frozen parameters and eval-mode buffers', async () => {
+    const model = createModel('resnet18', { numClasses: 4 });
+    expect(await model.nonFinite()).toEqual([]);
+    const poison = (name: string, value: number) => {
+      const t = model.stateDict().get(name)!;
+      const values = t.toTypedArray() as Float32Array;
+      values[0] = value;
+      return [name, tensor(values, t.shape)] as const;
+    };
+    await model.loadStateDict(new Map([poison('conv1.weight', NaN), poison('fc.bias', Infinity), poison('layer4.1.bn2.running_var', NaN)]), { strict: false });
+    expect(await model.nonFinite()).toEqual(['conv1.weight', 'layer4.1.bn2.running_var', 'fc.bias']);
+    model.freeze({ except: ['fc', 'layer4'] });
+    model.train(); // layer4's BatchNorm trains, the rest is frozen in eval mode
+    expect(await model.nonFinite({ trainableOnly: true })).toEqual(['fc.bias', 'layer4.1.bn2.running_var']); // parameters, then buffers
+    model.eval();
+    expect(await model.nonFinite({ trainableOnly: true })).toEqual(['fc.bias']);
+    model.dispose();
+  });
+
   test('only, predicate and prefix matching on whole name segments', () => {
     const model = createModel('resnet18', { numClasses: 4 });
     expect(model.freeze({ only: ['layer1'] })).toHaveLength(12);

@@ -83,7 +83,11 @@ describe('trainStep', () => {
     expect(resumed.optimizer.getLr(0)).toBeCloseTo(1e-3 * 0.5, 12); // the head's lr after 3 steps of StepLR(2, 0.5)
     for (let i = 3; i < 6; i++) losses.push(await step(resumed, i));
     expect(losses).toEqual(expected);
-    expect(fs.existsSync(path.join(scratch, 'best.pth'))).toBe(true);
+    const bestFile = path.join(scratch, 'best.pth');
+    expect(fs.statSync(bestFile).ino).toBe(fs.statSync(last).ino); // one serialisation, two names
+    await writeCheckpoints(scratch, { ...resumed, epoch: 1, step: 6, bestMetric: 0.5, config: {} }, false);
+    expect((await loadCheckpoint(bestFile)).step).toBe(3); // replacing last.pth left best.pth alone
+    expect((await loadCheckpoint(last)).step).toBe(6);
     expect(fs.readdirSync(scratch).filter((f) => f.includes('.tmp-'))).toEqual([]);
 
     if (findTorchPython()) {
