@@ -211,6 +211,8 @@ export interface NativeAddon {
   setCudnnBenchmark(flag: boolean): void;
   setAllowTF32(flags: { conv?: boolean; matmul?: boolean }): void;
   allowTF32(): { conv: boolean; matmul: boolean };
+  cpuCacheInfo(): { cachedBytes: number; limitBytes: number; hits: number; installed: boolean };
+  emptyCpuCache(): void;
   matmul(a: NativeTensor, b: NativeTensor): Promise<NativeTensor>;
   randn(shape: number[]): NativeTensor;
   cat(tensors: NativeTensor[], dim: number): Promise<NativeTensor>;

@@ -67,3 +67,26 @@ export function setAllowTF32(flags: Partial<TF32Flags>): void {
 export function allowTF32(): TF32Flags {
   return native().allowTF32();
 }
+
+/**
+ * The CPU block cache: libtorch's CPU allocator keeps freed blocks of 1 MiB and more for reuse, so
+ * a training loop stops page-faulting its activations in every step (the CPU twin of PyTorch's
+ * CUDA caching allocator). Up to a quarter of physical memory (FINETORCH_CPU_CACHE_MB) is kept;
+ * FINETORCH_CPU_CACHE=0 at start-up leaves libtorch's allocator alone. Model.dispose() empties it.
+ */
+export interface CpuCacheInfo {
+  installed: boolean;
+  cachedBytes: number;
+  limitBytes: number;
+  /** Allocations served from the cache so far. */
+  hits: number;
+}
+
+export function cpuCacheInfo(): CpuCacheInfo {
+  return native().cpuCacheInfo();
+}
+
+/** Gives the cached CPU blocks back to the system (like torch.cuda.empty_cache()). */
+export function emptyCpuCache(): void {
+  native().emptyCpuCache();
+}

@@ -1,4 +1,5 @@
 #include "addon.h"
+#include "cpu_allocator.h"
 
 #include <cstdlib>
 #include <cstring>
@@ -35,6 +36,7 @@ void tuneMalloc() {
 
 Addon::Addon(Napi::Env env, Napi::Object exports) {
   tuneMalloc();
+  cpu_cache::install();
   // Debian's libtorch starts with one intra-op thread; use every core unless told otherwise.
   int cores = static_cast<int>(std::thread::hardware_concurrency());
   queue_ = std::make_unique<ComputeQueue>(env, cores > 0 ? cores : 1);

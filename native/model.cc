@@ -3,6 +3,7 @@
 #include <sstream>
 
 #include "addon.h"
+#include "cpu_allocator.h"
 #include "device.h"
 #include "errors.h"
 #include "ops/loss.h"
@@ -392,9 +393,11 @@ Napi::Value ModelWrap::featureDim(const Napi::CallbackInfo& info) {
 }
 Napi::Value ModelWrap::disposed(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), !net_); }
 
-// Work already queued keeps its own reference; the memory goes when the last one finishes.
+// Work already queued keeps its own reference; the memory goes when the last one finishes. The
+// CPU block cache is emptied too: a disposed model is the moment its activations stop recurring.
 Napi::Value ModelWrap::dispose(const Napi::CallbackInfo& info) {
   net_.reset();
+  cpu_cache::release();
   return info.Env().Undefined();
 }
 

@@ -4,6 +4,7 @@
 #include <torch/version.h>
 
 #include "addon.h"
+#include "cpu_allocator.h"
 #include "device.h"
 #include "errors.h"
 #include "tensor.h"
@@ -53,6 +54,22 @@ Napi::Value allowTF32(const Napi::CallbackInfo& info) {
   result.Set("conv", at::globalContext().allowTF32CuDNN());
   result.Set("matmul", at::globalContext().allowTF32CuBLAS());
   return result;
+}
+
+// cpuCacheInfo() -> { cachedBytes, limitBytes, hits, installed }
+Napi::Value cpuCacheInfo(const Napi::CallbackInfo& info) {
+  auto stats = cpu_cache::stats();
+  auto result = Napi::Object::New(info.Env());
+  result.Set("cachedBytes", static_cast<double>(stats.cachedBytes));
+  result.Set("limitBytes", static_cast<double>(stats.limitBytes));
+  result.Set("hits", static_cast<double>(stats.hits));
+  result.Set("installed", stats.installed);
+  return result;
+}
+
+Napi::Value emptyCpuCache(const Napi::CallbackInfo& info) {
+  cpu_cache::release();
+  return info.Env().Undefined();
 }
 
 Napi::Value manualSeed(const Napi::CallbackInfo& info) {
@@ -121,6 +138,8 @@ void registerRuntime(Napi::Env env, Napi::Object exports, Addon&) {
   exports.Set("setCudnnBenchmark", Napi::Function::New<setCudnnBenchmark>(env, "setCudnnBenchmark"));
   exports.Set("setAllowTF32", Napi::Function::New<setAllowTF32>(env, "setAllowTF32"));
   exports.Set("allowTF32", Napi::Function::New<allowTF32>(env, "allowTF32"));
+  exports.Set("cpuCacheInfo", Napi::Function::New<cpuCacheInfo>(env, "cpuCacheInfo"));
+  exports.Set("emptyCpuCache", Napi::Function::New<emptyCpuCache>(env, "emptyCpuCache"));
   exports.Set("matmul", Napi::Function::New<matmul>(env, "matmul"));
   exports.Set("randn", Napi::Function::New<randn>(env, "randn"));
   exports.Set("cat", Napi::Function::New<cat>(env, "cat"));
