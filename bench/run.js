@@ -476,7 +476,8 @@ async function main() {
     const ft1 = ep('ft', 'first');
     const ftN = ep('ft', 'later');
     const tN = ep('ftTuned', 'later');
-    const desc = `${data.epochCount} JPEGs, RandomResizedCrop ${s.epoch.size} + flip + ColorJitter 0.1, ResNet-18 train, batch ${s.epoch.batch}`;
+    const layout = pick('epoch', 'ft')[0]?.layout;
+    const desc = `${data.epochCount} JPEGs, RandomResizedCrop ${s.epoch.size} + flip + ColorJitter 0.1, ResNet-18 train, batch ${s.epoch.batch}${layout ? `; finetorch ${layout}, PyTorch contiguous` : ''}`;
     fig({ id: 'epoch', figure: `finetune epoch (${desc}), later epochs: s (ratio: PyTorch ÷ finetorch)`, unit: 's', pytorch: pyN, finetorch: ftN, ratio: pyN / ftN, goal: '≥ 1.5', met: pyN / ftN >= 1.5, finetorchTuned: tN, ratioTuned: pyN / tN, lowerIsBetter: true, noise: noisy('epoch') });
     fig({ id: 'epoch-first', figure: 'finetune epoch, first epoch (finetorch decodes, then caches): s (PyTorch ÷ finetorch)', unit: 's', pytorch: py1, finetorch: ft1, ratio: py1 / ft1, goal: 'info', finetorchTuned: ep('ftTuned', 'first'), ratioTuned: py1 / ep('ftTuned', 'first'), lowerIsBetter: true, noise: noisy('epoch') });
     const eff = (side, which) => med('epoch', side, (r) => {

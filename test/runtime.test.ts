@@ -60,7 +60,8 @@ describe('runtime', () => {
     const script = `const { native } = require(${JSON.stringify(distBinding)}); console.log(JSON.stringify(native().cpuCacheInfo()));`;
     const off = spawnSync(process.execPath, ['-e', script], { env: { ...process.env, FINETORCH_CPU_CACHE: '0' }, encoding: 'utf8' });
     expect(JSON.parse(off.stdout)).toMatchObject({ installed: false, cachedBytes: 0 });
-    const limited = spawnSync(process.execPath, ['-e', script], { env: { ...process.env, FINETORCH_CPU_CACHE_MB: '100' }, encoding: 'utf8' });
+    const { FINETORCH_CPU_CACHE: _, ...env } = process.env;
+    const limited = spawnSync(process.execPath, ['-e', script], { env: { ...env, FINETORCH_CPU_CACHE_MB: '100' }, encoding: 'utf8' });
     expect(JSON.parse(limited.stdout)).toMatchObject({ installed: true, limitBytes: 100 * 2 ** 20 });
   });
 
