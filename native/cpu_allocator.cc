@@ -8,6 +8,9 @@
 #include <vector>
 
 #include <unistd.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 
 #include <c10/core/Allocator.h>
 #include <c10/core/CPUAllocator.h>
@@ -126,6 +129,12 @@ Stats stats() {
 
 void release() {
   if (CachingAllocator::instance) CachingAllocator::instance->release();
+#ifdef __GLIBC__
+  // and the free pages inside malloc's heap too (its own trim only gives back the top): a model of
+  // many 1-30 MiB blocks otherwise leaves holes that RSS keeps (200 ResNet-18 create/dispose
+  // cycles drifted 150-1045 MiB depending on what ran before; 9-10 MiB with this)
+  malloc_trim(0);
+#endif
 }
 
 }  // namespace finetorch::cpu_cache

@@ -24,7 +24,8 @@ struct Stats {
 // quarter of physical memory.
 void install();
 Stats stats();
-// Gives every cached block back to the system (like torch.cuda.empty_cache()).
+// Gives every cached block back to the system (like torch.cuda.empty_cache()), and malloc's free
+// pages with them (malloc_trim).
 void release();
 
 }  // namespace finetorch::cpu_cache
