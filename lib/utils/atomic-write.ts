@@ -17,6 +17,11 @@ export async function writeFileAtomic(file: string, chunks: Array<Uint8Array | s
     throw error;
   }
   await handle.close();
+  await renameIntoPlace(temp, file);
+}
+
+/** Renames a finished temp file over `file`, then syncs the folder so the rename is durable. */
+async function renameIntoPlace(temp: string, file: string): Promise<void> {
   try {
     await fs.promises.rename(temp, file);
   } catch (error) {
@@ -42,13 +47,5 @@ export async function linkFileAtomic(source: string, target: string): Promise<vo
     const handle = await fs.promises.open(temp, 'r+');
     await handle.sync().finally(() => handle.close());
   }
-  try {
-    await fs.promises.rename(temp, target);
-  } catch (error) {
-    await fs.promises.rm(temp, { force: true });
-    throw error;
-  }
-  const dir = await fs.promises.open(path.dirname(path.resolve(target)), 'r');
-  await dir.sync().catch(() => undefined);
-  await dir.close();
+  await renameIntoPlace(temp, target);
 }
