@@ -1,6 +1,7 @@
 // augmentBatch: a batch of decoded uint8 images -> one normalised float32 tensor [N, 3, H, W].
 // Runs on libuv's pool (not the compute thread), so the next batch is prepared while the current
 // one trains; the kernels are plain C++ (ops/augment_kernels.h) and never enter libtorch's OpenMP.
+#include <exception>
 #include <memory>
 #include <thread>
 #include <vector>
@@ -43,20 +44,28 @@ class AugmentWorker : public Napi::AsyncWorker {
       float* base = result_.data_ptr<float>();
       size_t perImage = static_cast<size_t>(3) * output_.width * output_.height;
       // images are independent and write disjoint slices: split them over `threads` (the pool
-      // thread takes a share too); plain C++, no libtorch calls, so no exception crosses a thread
-      auto work = [&](size_t first, size_t step) {
-        std::vector<uint8_t> pixels;
-        for (size_t i = first; i < images_.size(); i += step) {
-          augment::cropResize(images_[i], params_[i], output_.width, output_.height, pixels);
-          augment::colorJitter(pixels, params_[i]);
-          augment::normalize(pixels, output_, channelsLast_, base + i * perImage);
+      // thread takes a share too); plain C++, no libtorch calls
+      size_t threads = std::min<size_t>(std::max(threads_, 1), images_.size());
+      std::vector<std::exception_ptr> failures(threads);  // e.g. bad_alloc: rethrown here, not std::terminate
+      auto work = [&](size_t first) {
+        try {
+          std::vector<uint8_t> pixels;
+          for (size_t i = first; i < images_.size(); i += threads) {
+            augment::cropResize(images_[i], params_[i], output_.width, output_.height, pixels);
+            augment::colorJitter(pixels, params_[i]);
+            augment::normalize(pixels, output_, channelsLast_, base + i * perImage);
+          }
+        } catch (...) {
+          failures[first] = std::current_exception();
         }
       };
-      size_t threads = std::min<size_t>(std::max(threads_, 1), images_.size());
       std::vector<std::thread> helpers;
-      for (size_t t = 1; t < threads; t++) helpers.emplace_back(work, t, threads);
-      work(0, threads);
+      for (size_t t = 1; t < threads; t++) helpers.emplace_back(work, t);
+      work(0);
       for (auto& h : helpers) h.join();
+      for (auto& failure : failures) {
+        if (failure) std::rethrow_exception(failure);
+      }
     } catch (const std::exception& error) {
       SetError(messageOf(error));
     }

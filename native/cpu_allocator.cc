@@ -56,23 +56,25 @@ class CachingAllocator final : public c10::Allocator {
   c10::DataPtr allocateBlock(size_t n) const {
     auto* self = const_cast<CachingAllocator*>(this);
     if (n == 0) return {nullptr, nullptr, &freeBlock, c10::Device(c10::DeviceType::CPU)};
-    void* p = nullptr;
-    if (n >= kMinCachedBytes) {
+    auto dataPtr = [](void* p) { return c10::DataPtr(p, p, &freeBlock, c10::Device(c10::DeviceType::CPU)); };
+    if (n == 0) return dataPtr(nullptr);
+    if (n < kMinCachedBytes) return dataPtr(c10::alloc_cpu(n));
+    {
       std::lock_guard<std::mutex> lock(self->mutex_);
       auto it = self->free_.find(n);
       if (it != self->free_.end() && !it->second.empty()) {
-        p = it->second.back();
+        void* p = it->second.back();
         it->second.pop_back();
         self->cached_ -= n;
         self->hits_++;
+        self->live_[p] = n;
+        return dataPtr(p);
       }
     }
-    if (!p) p = c10::alloc_cpu(n);
-    if (n >= kMinCachedBytes) {
-      std::lock_guard<std::mutex> lock(self->mutex_);
-      self->live_[p] = n;
-    }
-    return {p, p, &freeBlock, c10::Device(c10::DeviceType::CPU)};
+    void* p = c10::alloc_cpu(n);  // outside the lock: it may fault in pages
+    std::lock_guard<std::mutex> lock(self->mutex_);
+    self->live_[p] = n;
+    return dataPtr(p);
   }
 
   static void freeBlock(void* p) {

@@ -68,6 +68,14 @@ Napi::Object resultToJs(Napi::Env env, StepResult& r) {
   return out;
 }
 
+// Scalars computed on the device, read to the host in one copy (one wait on a GPU).
+std::vector<double> readScalars(const std::vector<torch::Tensor>& scalars) {
+  std::vector<torch::Tensor> asDouble;
+  for (const auto& t : scalars) asDouble.push_back(t.detach().to(torch::kDouble).reshape({}));
+  auto host = torch::stack(asDouble).to(torch::kCPU);
+  return {host.data_ptr<double>(), host.data_ptr<double>() + host.numel()};
+}
+
 // trainStep(model, optimizer, images, labels, { labelSmoothing, classWeights, clipGradNorm, gradStatsBins })
 Napi::Value trainStep(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -125,10 +133,7 @@ Napi::Value trainStep(const Napi::CallbackInfo& info) {
               foundInf = torch::full({}, finite ? 0.0 : 1.0, floatOnDevice);
             }
           }
-          auto flags = torch::stack({value.detach().to(torch::kDouble), hits1.to(torch::kDouble), hits5.to(torch::kDouble),
-                                     foundInf.defined() ? foundInf.to(torch::kDouble) : torch::zeros({}, value.options().dtype(torch::kDouble))})
-                           .to(torch::kCPU);
-          auto read = flags.accessor<double, 1>();
+          auto read = readScalars({value, hits1, hits5, foundInf.defined() ? foundInf : torch::zeros({}, value.options())});
           double lossValue = read[0];
           StepResult result;
           result.loss = lossValue;
@@ -203,9 +208,7 @@ Napi::Value evalStep(const Napi::CallbackInfo& info) {
           if (labels.defined()) {
             auto target = labels.to(images.device());
             auto [hits1, hits5] = correctCounts(logits, target);
-            auto read = torch::stack({crossEntropy(logits, target, loss).to(torch::kDouble), hits1.to(torch::kDouble), hits5.to(torch::kDouble)})
-                            .to(torch::kCPU);
-            auto values = read.accessor<double, 1>();
+            auto values = readScalars({crossEntropy(logits, target, loss), hits1, hits5});
             result.loss = values[0];
             result.topk.correct1 = static_cast<int64_t>(values[1]);
             result.topk.correct5 = static_cast<int64_t>(values[2]);

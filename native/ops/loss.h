@@ -37,14 +37,8 @@ inline std::pair<torch::Tensor, torch::Tensor> correctCounts(const torch::Tensor
 }
 
 inline TopK countCorrect(const torch::Tensor& logits, const torch::Tensor& labels) {
-  torch::NoGradGuard noGrad;
-  int64_t k = std::min<int64_t>(5, logits.size(1));
-  auto top = std::get<1>(logits.topk(k, 1));
-  auto hits = top.eq(labels.view({-1, 1}));
-  TopK result;
-  result.correct1 = hits.narrow(1, 0, 1).sum().item<int64_t>();
-  result.correct5 = hits.sum().item<int64_t>();
-  return result;
+  auto [hits1, hits5] = correctCounts(logits, labels);
+  return {hits1.item<int64_t>(), hits5.item<int64_t>()};
 }
 
 }  // namespace finetorch
