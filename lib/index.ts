@@ -1,7 +1,10 @@
 // finetorch: fine-tune torchvision CNNs from TypeScript over libtorch.
 export { Tensor, tensor, randn, matmul, cat, indexSelect, validateDevice, DTYPES } from './tensor';
 export type { DType, TensorOptions } from './tensor';
-export { runtimeInfo, setNumThreads, getNumThreads, manualSeed, resolveDevice, setCudnnBenchmark, setAllowTF32, allowTF32, cpuCacheInfo, emptyCpuCache } from './runtime';
+export {
+  runtimeInfo, setNumThreads, getNumThreads, manualSeed, getRngState, setRngState, resolveDevice, setCudnnBenchmark,
+  setAllowTF32, allowTF32, cpuCacheInfo, emptyCpuCache,
+} from './runtime';
 export type { RuntimeInfo, TF32Flags, CpuCacheInfo } from './runtime';
 export * from './models';
 export * from './training';

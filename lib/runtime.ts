@@ -1,6 +1,6 @@
 // What libtorch this process runs on, and the knobs that apply to the whole process.
 import { native, type RuntimeInfo } from '../binding';
-import { validateDevice } from './tensor';
+import { Tensor, validateDevice } from './tensor';
 import { boolean, integerInRange, knownKeys, nonNegativeInteger, plainObject } from './utils/validate';
 
 export type { RuntimeInfo } from '../binding';
@@ -21,6 +21,15 @@ export function getNumThreads(): number {
 /** Seeds libtorch's CPU and CUDA generators, like torch.manual_seed. */
 export function manualSeed(seed: number): void {
   native().manualSeed(nonNegativeInteger('seed', seed));
+}
+
+/** The libtorch CPU generator's state (dropout, random init), as a uint8 tensor. */
+export function getRngState(): Tensor {
+  return new Tensor(native().getRngState());
+}
+
+export function setRngState(state: Tensor): void {
+  native().setRngState(state.native);
 }
 
 /** 'auto' becomes 'cuda' when libtorch sees a GPU, else 'cpu'; explicit devices are checked for availability. */

@@ -41,6 +41,7 @@ Addon::Addon(Napi::Env env, Napi::Object exports) {
   int cores = static_cast<int>(std::thread::hardware_concurrency());
   queue_ = std::make_unique<ComputeQueue>(env, cores > 0 ? cores : 1);
   registerTensor(env, exports, *this);
+  registerTensorOps(env, exports, *this);
   registerRuntime(env, exports, *this);
   registerModel(env, exports, *this);
   registerSerialization(env, exports, *this);

@@ -27,6 +27,7 @@ class Addon : public Napi::Addon<Addon> {
 
 // Each object type registers its class on `exports` and its constructor on the addon.
 void registerTensor(Napi::Env env, Napi::Object exports, Addon& addon);
+void registerTensorOps(Napi::Env env, Napi::Object exports, Addon& addon);
 void registerRuntime(Napi::Env env, Napi::Object exports, Addon& addon);
 void registerModel(Napi::Env env, Napi::Object exports, Addon& addon);
 void registerSerialization(Napi::Env env, Napi::Object exports, Addon& addon);

@@ -1,5 +1,6 @@
-// Facts about the libtorch in use, thread count, seeding, and a few plain ops the tests and
-// benchmarks lean on.
+// Facts about the libtorch in use and the settings that apply to the whole process: threads,
+// cuDNN and TF32, the CPU block cache, seeding and the CPU generator's state.
+#include <ATen/CPUGeneratorImpl.h>
 #include <ATen/Parallel.h>
 #include <torch/version.h>
 
@@ -78,53 +79,21 @@ Napi::Value manualSeed(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
-Napi::Value matmul(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  return guarded(env, [&]() -> Napi::Value {
-    auto a = TensorWrap::unwrap(info[0], "a");
-    auto b = TensorWrap::unwrap(info[1], "b");
-    return Addon::of(env).queue().run<torch::Tensor>(
-        env, [a, b] { return torch::matmul(a, b); },
-        [](Napi::Env e, torch::Tensor& result) -> Napi::Value { return TensorWrap::wrap(e, result); });
-  });
+// The libtorch CPU generator's state (dropout, random init), as a uint8 tensor: what checkpoints carry.
+Napi::Value getRngState(const Napi::CallbackInfo& info) {
+  auto generator = at::detail::getDefaultCPUGenerator();
+  std::lock_guard<std::mutex> lock(generator.mutex());
+  return TensorWrap::wrap(info.Env(), generator.get_state());
 }
 
-// randn(shape, seed?) on the compute thread, for tests and benchmarks.
-Napi::Value randn(const Napi::CallbackInfo& info) {
+Napi::Value setRngState(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   return guarded(env, [&]() -> Napi::Value {
-    auto shapeArray = info[0].As<Napi::Array>();
-    std::vector<int64_t> sizes(shapeArray.Length());
-    for (uint32_t i = 0; i < shapeArray.Length(); i++) sizes[i] = shapeArray.Get(i).As<Napi::Number>().Int64Value();
-    return TensorWrap::wrap(env, torch::randn(sizes));
-  });
-}
-
-// cat(tensors, dim) -> Promise<Tensor>
-Napi::Value cat(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  return guarded(env, [&]() -> Napi::Value {
-    auto list = info[0].As<Napi::Array>();
-    std::vector<torch::Tensor> parts;
-    for (uint32_t i = 0; i < list.Length(); i++) parts.push_back(TensorWrap::unwrap(list.Get(i), "tensors[i]"));
-    int64_t dim = info[1].As<Napi::Number>().Int64Value();
-    return Addon::of(env).queue().run<torch::Tensor>(
-        env, [parts, dim] { return torch::cat(parts, dim); },
-        [](Napi::Env e, torch::Tensor& result) -> Napi::Value { return TensorWrap::wrap(e, result); });
-  });
-}
-
-// indexSelect(tensor, indices: Int32Array, dim) -> Promise<Tensor>: rows picked (and ordered) by index.
-Napi::Value indexSelect(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  return guarded(env, [&]() -> Napi::Value {
-    auto source = TensorWrap::unwrap(info[0], "tensor");
-    auto indices = info[1].As<Napi::Int32Array>();
-    auto index = torch::from_blob(indices.Data(), {static_cast<int64_t>(indices.ElementLength())}, torch::kInt).to(torch::kLong);
-    int64_t dim = info[2].As<Napi::Number>().Int64Value();
-    return Addon::of(env).queue().run<torch::Tensor>(
-        env, [source, index, dim] { return source.index_select(dim, index.to(source.device())); },
-        [](Napi::Env e, torch::Tensor& result) -> Napi::Value { return TensorWrap::wrap(e, result); });
+    auto state = TensorWrap::unwrap(info[0], "state");
+    auto generator = at::detail::getDefaultCPUGenerator();
+    std::lock_guard<std::mutex> lock(generator.mutex());
+    generator.set_state(state);
+    return env.Undefined();
   });
 }
 
@@ -135,15 +104,13 @@ void registerRuntime(Napi::Env env, Napi::Object exports, Addon&) {
   exports.Set("getNumThreads", Napi::Function::New<getNumThreads>(env, "getNumThreads"));
   exports.Set("setNumThreads", Napi::Function::New<setNumThreads>(env, "setNumThreads"));
   exports.Set("manualSeed", Napi::Function::New<manualSeed>(env, "manualSeed"));
+  exports.Set("getRngState", Napi::Function::New<getRngState>(env, "getRngState"));
+  exports.Set("setRngState", Napi::Function::New<setRngState>(env, "setRngState"));
   exports.Set("setCudnnBenchmark", Napi::Function::New<setCudnnBenchmark>(env, "setCudnnBenchmark"));
   exports.Set("setAllowTF32", Napi::Function::New<setAllowTF32>(env, "setAllowTF32"));
   exports.Set("allowTF32", Napi::Function::New<allowTF32>(env, "allowTF32"));
   exports.Set("cpuCacheInfo", Napi::Function::New<cpuCacheInfo>(env, "cpuCacheInfo"));
   exports.Set("emptyCpuCache", Napi::Function::New<emptyCpuCache>(env, "emptyCpuCache"));
-  exports.Set("matmul", Napi::Function::New<matmul>(env, "matmul"));
-  exports.Set("randn", Napi::Function::New<randn>(env, "randn"));
-  exports.Set("cat", Napi::Function::New<cat>(env, "cat"));
-  exports.Set("indexSelect", Napi::Function::New<indexSelect>(env, "indexSelect"));
 }
 
 }  // namespace finetorch

@@ -1,7 +1,5 @@
 // One native call per batch: trainStep (forward, loss, backward, clipping, optimizer step) and
-// evalStep (no graph), plus the RNG state that checkpoints carry.
-#include <ATen/CPUGeneratorImpl.h>
-
+// evalStep (no graph).
 #include <cmath>
 
 #include "addon.h"
@@ -220,30 +218,11 @@ Napi::Value evalStep(const Napi::CallbackInfo& info) {
   });
 }
 
-Napi::Value getRngState(const Napi::CallbackInfo& info) {
-  auto generator = at::detail::getDefaultCPUGenerator();
-  std::lock_guard<std::mutex> lock(generator.mutex());
-  return TensorWrap::wrap(info.Env(), generator.get_state());
-}
-
-Napi::Value setRngState(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  return guarded(env, [&]() -> Napi::Value {
-    auto state = TensorWrap::unwrap(info[0], "state");
-    auto generator = at::detail::getDefaultCPUGenerator();
-    std::lock_guard<std::mutex> lock(generator.mutex());
-    generator.set_state(state);
-    return env.Undefined();
-  });
-}
-
 }  // namespace
 
 void registerTraining(Napi::Env env, Napi::Object exports, Addon&) {
   exports.Set("trainStep", Napi::Function::New<trainStep>(env, "trainStep"));
   exports.Set("evalStep", Napi::Function::New<evalStep>(env, "evalStep"));
-  exports.Set("getRngState", Napi::Function::New<getRngState>(env, "getRngState"));
-  exports.Set("setRngState", Napi::Function::New<setRngState>(env, "setRngState"));
 }
 
 }  // namespace finetorch

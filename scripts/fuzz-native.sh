@@ -43,7 +43,8 @@ llvmcov=$(command -v "llvm-cov-$llvm_version" || command -v llvm-cov || true)
 work=${FUZZ_WORK:-$(mktemp -d /tmp/finetorch-libfuzzer-XXXXXX)}
 mkdir -p "$work"
 targets=${FUZZ_TARGETS:-pickle zip}
-formats=("$root/native/formats/pickle_reader.cc" "$root/native/formats/pickle_writer.cc" "$root/native/formats/zip_reader.cc")
+formats=("$root/native/formats/pickle_reader.cc" "$root/native/formats/legacy_reader.cc" "$root/native/formats/pickle_writer.cc"
+  "$root/native/formats/zip_reader.cc")
 
 for t in $targets; do
   say "build $t ($cxx -fsanitize=fuzzer,address,undefined)"
@@ -143,7 +144,8 @@ if [ "${FUZZ_COVERAGE:-1}" != 0 ] && [ -n "$profdata" ] && [ -n "$llvmcov" ]; th
   for t in $targets; do
     [ "$t" = "$first" ] || objects+=(-object "$work/${t}_coverage")
     case "$t" in
-      pickle) sources+=("$root/native/formats/pickle_reader.cc" "$root/native/formats/pickle_writer.cc") ;;
+      pickle) sources+=("$root/native/formats/pickle_reader.cc" "$root/native/formats/legacy_reader.cc"
+                        "$root/native/formats/pickle_writer.cc") ;;
       zip) sources+=("$root/native/formats/zip_reader.cc") ;;
     esac
   done

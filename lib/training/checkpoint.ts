@@ -2,10 +2,10 @@
 // whose 'state_dict' PyTorch loads directly. Written atomically (temp file, fsync, rename).
 import * as fs from 'fs';
 import * as path from 'path';
-import { native } from '../../binding';
 import type { Model } from '../models/model';
 import { linkFileAtomic } from '../utils/atomic-write';
 import { loadTorchFile, saveTorchFile } from '../models/weights';
+import { getRngState, setRngState } from '../runtime';
 import { Tensor } from '../tensor';
 import type { Optimizer, OptimizerState } from './optimizer';
 import type { LrScheduler, SchedulerState } from './schedulers';
@@ -34,15 +34,6 @@ export interface LoadedCheckpoint {
   extra?: unknown;
   rngState?: Tensor;
   arch?: string;
-}
-
-/** The libtorch CPU generator's state (dropout, random init), as a uint8 tensor. */
-export function getRngState(): Tensor {
-  return new Tensor(native().getRngState());
-}
-
-export function setRngState(state: Tensor): void {
-  native().setRngState(state.native);
 }
 
 export async function saveCheckpoint(file: string, state: CheckpointState): Promise<void> {

@@ -1,5 +1,6 @@
 // Standalone self-test of the restricted pickle reader/writer: plain C++17, no torch headers, meant
-// to run under -fsanitize=address,undefined (see run.sh).
+// to run under -fsanitize=address,undefined (see run.sh). Over 600 lines because it is one test
+// program (one main, one fixture list) that must build alone with a bare g++ line.
 //
 //   formats_selftest FIXTURE_DIR ROUNDTRIP_DIR
 //

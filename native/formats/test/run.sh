@@ -13,7 +13,8 @@ trap 'rm -rf "$work"' EXIT
 echo "== build (g++ -std=c++17 -O1 -fsanitize=address,undefined)"
 g++ -std=c++17 -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all \
   -Wall -Wextra -Werror -I"$native" \
-  "$native/formats/pickle_reader.cc" "$native/formats/pickle_writer.cc" "$here/formats_selftest.cc" \
+  "$native/formats/pickle_reader.cc" "$native/formats/legacy_reader.cc" "$native/formats/pickle_writer.cc" \
+  "$here/formats_selftest.cc" \
   -o "$work/formats_selftest"
 
 echo "== fixtures"
