@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Writes the torch.save seed files for scripts/fuzz.ts into test/fuzz/seeds/ (or argv[1]).
+"""Writes the torch.save seed files for scripts/fuzz/ (formats.ts) into test/fuzz/seeds/ (or argv[1]).
 
 Run with Debian's /usr/bin/python3 (python3-torch 1.13); the pyenv python3 on PATH has no torch.
 The fuzzer makes its other seeds itself (zip .pth through finetorch's own writer, safetensors,

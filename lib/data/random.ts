@@ -35,6 +35,18 @@ export function hashString(s: string): number {
   return h >>> 0;
 }
 
+/**
+ * One mulberry32 step: advances a uint32 state and returns the new state with the next uint32
+ * output. Shared by Random and the fuzzer's Rng (scripts/fuzz/rng.ts), which seed it differently.
+ */
+export function mulberry32(state: number): { state: number; value: number } {
+  const next = (state + 0x6d2b79f5) >>> 0;
+  let t = next;
+  t = Math.imul(t ^ (t >>> 15), t | 1);
+  t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+  return { state: next, value: (t ^ (t >>> 14)) >>> 0 };
+}
+
 /** Derives an independent seed for a named sub-stream (e.g. one per class). */
 export function deriveSeed(seed: number, name: string): number {
   return mix32((mix32(seed) ^ hashString(name)) >>> 0);
@@ -50,12 +62,9 @@ export class Random {
 
   /** Next uint32. */
   nextUint32(): number {
-    // mulberry32
-    this.state = (this.state + 0x6d2b79f5) >>> 0;
-    let t = this.state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return (t ^ (t >>> 14)) >>> 0;
+    const step = mulberry32(this.state);
+    this.state = step.state;
+    return step.value;
   }
 
   /** Uniform float in [0, 1). */

@@ -1,13 +1,13 @@
-// The short (CI) mode of scripts/fuzz.ts: mutated inputs of every format finetorch reads, each
+// The short (CI) mode of scripts/fuzz/: mutated inputs of every format finetorch reads, each
 // loaded in a worker process, must be accepted or rejected with an Error: no crash, no hang, no
-// allocation over the memory cap. The workers run the TypeScript sources directly (ts-register.js).
+// allocation over the memory cap. The workers run the TypeScript sources directly: the default
+// worker script is scripts/fuzz/worker.ts here (next to the .ts runner), loaded through ts-register.js.
 // FINETORCH_FUZZ_COUNT overrides the inputs per format (default 300).
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { FORMATS, formatTable, runFuzz, type FuzzReport } from '../../scripts/fuzz';
 
-const root = path.join(__dirname, '..', '..');
 const count = Number(process.env.FINETORCH_FUZZ_COUNT ?? 300);
 let findings: string;
 let report: FuzzReport;
@@ -24,7 +24,6 @@ beforeAll(async () => {
     findingsDir: findings,
     quiet: true,
     nodeArgs: ['-r', path.join(__dirname, 'ts-register.js')],
-    workerArgv: [path.join(root, 'scripts', 'fuzz.ts'), '--worker'],
     log: (line) => lines.push(line),
   });
   if (lines.length) process.stderr.write(`${lines.join('\n')}\n`);
