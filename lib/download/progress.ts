@@ -2,7 +2,11 @@
 //   resnet18-f37072fd.pth  45% |█████████████▌                | 20.9/46.8 MB 5.1 MB/s ETA 5s
 // On a TTY it redraws one line (at most every `intervalMs`); elsewhere (CI logs, pipes) it stays
 // silent while bytes arrive and writes one summary line when the download ends.
+import { formatDuration } from '../utils/format';
 import { invalid, knownKeys, nonNegativeInteger, plainObject } from '../utils/validate';
+
+/** `3s`, `2m05s`, `1h02m` (lib/utils/format's compact style), exported here for the download API. */
+export { formatDuration };
 
 export interface ProgressStream {
   write(chunk: string): unknown;
@@ -41,15 +45,6 @@ function unitFor(bytes: number): [number, string] {
 export function formatBytes(bytes: number): string {
   const [scale, name] = unitFor(bytes);
   return scale === 1 ? `${Math.round(bytes)} B` : `${(bytes / scale).toFixed(1)} ${name}`;
-}
-
-/** `3s`, `2m05s`, `1h02m`. */
-export function formatDuration(seconds: number): string {
-  if (!Number.isFinite(seconds) || seconds < 0) return '?';
-  const s = Math.round(seconds);
-  if (s < 60) return `${s}s`;
-  if (s < 3600) return `${Math.floor(s / 60)}m${String(s % 60).padStart(2, '0')}s`;
-  return `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, '0')}m`;
 }
 
 const PARTIAL = ['', '▏', '▎', '▍', '▌', '▋', '▊', '▉'];

@@ -1,5 +1,7 @@
 // Running averages and the progress line of an epoch, as in pytorch/examples' imagenet main.py.
 
+import { formatDuration } from '../utils/format';
+
 export class AverageMeter {
   sum = 0;
   count = 0;
@@ -11,12 +13,6 @@ export class AverageMeter {
   get average(): number {
     return this.count === 0 ? 0 : this.sum / this.count;
   }
-}
-
-function formatDuration(seconds: number): string {
-  if (!Number.isFinite(seconds)) return '?';
-  const s = Math.round(seconds);
-  return s >= 3600 ? `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, '0')}m` : s >= 60 ? `${Math.floor(s / 60)}m${String(s % 60).padStart(2, '0')}s` : `${s}s`;
 }
 
 /** One line per epoch: redrawn in place on a TTY, printed once at the end otherwise, silent when quiet. */

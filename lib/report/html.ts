@@ -4,6 +4,8 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 
+import { escapeHtml } from '../utils/escape';
+import { formatDurationLong, pct } from '../utils/format';
 import { invalid, knownKeys, nonEmptyString, nonNegativeInteger, numberInRange, plainObject } from '../utils/validate';
 
 export interface ComparisonRow {
@@ -57,12 +59,6 @@ const REPORT_KEYS = [
   'title', 'config', 'comparison', 'images', 'perClassAccuracy', 'misclassified', 'notes', 'generatedAt',
 ] as const;
 
-export function escapeHtml(text: unknown): string {
-  return String(text).replace(/[&<>"']/g, (c) =>
-    c === '&' ? '&amp;' : c === '<' ? '&lt;' : c === '>' ? '&gt;' : c === '"' ? '&quot;' : '&#39;',
-  );
-}
-
 /** The MIME type of an image from its first bytes (file names are not trusted: Caltech has a JPEG called `tmp`). */
 export function sniffImageType(bytes: Uint8Array): string | null {
   const b = Buffer.from(bytes.buffer, bytes.byteOffset, Math.min(bytes.byteLength, 512));
@@ -91,16 +87,7 @@ export function dataUri(file: string): string {
 }
 
 function percent(v: number | undefined): string {
-  return v === undefined ? '—' : `${(v * 100).toFixed(1)}%`;
-}
-
-/** 42.1 s, 12 min 05 s, 2 h 03 min. */
-export function formatDuration(seconds: number | undefined): string {
-  if (seconds === undefined) return '—';
-  if (seconds < 60) return `${seconds.toFixed(1)} s`;
-  const s = Math.round(seconds);
-  if (s < 3600) return `${Math.floor(s / 60)} min ${String(s % 60).padStart(2, '0')} s`;
-  return `${Math.floor(s / 3600)} h ${String(Math.floor((s % 3600) / 60)).padStart(2, '0')} min`;
+  return v === undefined ? '—' : pct(v);
 }
 
 function unit(name: string, v: unknown): number {
@@ -185,7 +172,7 @@ function comparisonTable(rows: ComparisonRow[]): string {
     .map(
       (row) =>
         `<tr><td>${escapeHtml(row.method)}</td>${cell(row, 'top1')}${cell(row, 'top5')}${cell(row, 'meanPerClassAccuracy')}` +
-        `<td class="num">${row.epochs ?? '—'}</td><td class="num">${formatDuration(row.wallTimeSeconds)}</td>` +
+        `<td class="num">${row.epochs ?? '—'}</td><td class="num">${formatDurationLong(row.wallTimeSeconds)}</td>` +
         (hasNotes ? `<td>${escapeHtml(row.note ?? '')}</td>` : '') +
         '</tr>',
     )

@@ -44,5 +44,7 @@ export type {
 } from './charts';
 export { tsne, nearestNeighbourPurity, trustworthiness, MAX_TSNE_POINTS } from './tsne';
 export type { TsneOptions } from './tsne';
-export { renderReport, writeReport, escapeHtml, dataUri, formatDuration } from './html';
+export { renderReport, writeReport, dataUri } from './html';
+export { escapeHtml } from '../utils/escape';
+export { formatDurationLong } from '../utils/format';
 export type { ReportOptions, ComparisonRow, ReportImage, ClassAccuracy, MisclassifiedSample } from './html';

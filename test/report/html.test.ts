@@ -5,7 +5,8 @@ import * as path from 'node:path';
 import sharp from 'sharp';
 
 import { confusionMatrixChart, lineChart } from '../../lib/report/charts';
-import { formatDuration, renderReport, ReportOptions, sniffImageType, writeReport } from '../../lib/report/html';
+import { renderReport, ReportOptions, sniffImageType, writeReport } from '../../lib/report/html';
+import { formatDurationLong } from '../../lib/utils/format';
 
 const CHROMIUM = '/usr/bin/chromium';
 
@@ -154,8 +155,8 @@ describe('renderReport', () => {
   });
 
   test('helpers', () => {
-    expect(formatDuration(59.94)).toBe('59.9 s');
-    expect(formatDuration(3725)).toBe('1 h 02 min');
+    expect(formatDurationLong(59.94)).toBe('59.9 s');
+    expect(formatDurationLong(3725)).toBe('1 h 02 min');
     expect(sniffImageType(Buffer.from('<?xml version="1.0"?><svg xmlns="x"/>'))).toBe('image/svg+xml');
     expect(sniffImageType(Buffer.from('GIF89a......'))).toBe('image/gif');
     expect(sniffImageType(Buffer.from('hello'))).toBeNull();
