@@ -8,6 +8,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 
+import { AppendFile } from '../utils/append-file';
 import {
   finiteNumber,
   invalid,
@@ -124,41 +125,33 @@ function checkGradNorms(input: GradNormInput): GradNormRecord {
 /** Appends records to `<logDir>/metrics.jsonl` (created if missing; an existing file is extended). */
 export class MetricsLog {
   readonly file: string;
-  private fd: number | null;
+  private readonly out: AppendFile;
 
   constructor(logDir: string, fileName = 'metrics.jsonl') {
     nonEmptyString('logDir', logDir);
     nonEmptyString('fileName', fileName);
     fs.mkdirSync(logDir, { recursive: true });
     this.file = path.join(logDir, fileName);
-    this.fd = fs.openSync(this.file, 'a', 0o644);
+    this.out = new AppendFile(this.file, fs.openSync(this.file, 'a', 0o644), 'MetricsLog');
   }
 
   /** Appends one record as one line; returns the record as written (with kind and time filled). */
   log(record: EpochMetricsInput | GradNormInput): MetricsRecord {
-    if (this.fd === null) throw new Error(`MetricsLog for ${this.file} is closed`);
+    if (this.out.closed) throw new Error(`MetricsLog for ${this.file} is closed`);
     plainObject('record', record);
     const full = record.kind === 'grad_norm' ? checkGradNorms(record) : checkEpochMetrics(record as EpochMetricsInput);
-    const line = Buffer.from(`${JSON.stringify(full, encodeNumber)}\n`, 'utf8');
-    let written = 0;
-    while (written < line.length) written += fs.writeSync(this.fd, line, written, line.length - written);
+    this.out.write(Buffer.from(`${JSON.stringify(full, encodeNumber)}\n`, 'utf8'));
     return full;
   }
 
   /** Makes everything logged so far durable (fsync). */
   flush(): void {
-    if (this.fd !== null) fs.fsyncSync(this.fd);
+    this.out.flush();
   }
 
+  /** Flushes and closes the file. Further logs throw; closing twice is harmless. */
   close(): void {
-    if (this.fd === null) return;
-    const fd = this.fd;
-    this.fd = null;
-    try {
-      fs.fsyncSync(fd);
-    } finally {
-      fs.closeSync(fd);
-    }
+    this.out.close();
   }
 }
 

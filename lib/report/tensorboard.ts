@@ -13,6 +13,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 
+import { AppendFile } from '../utils/append-file';
 import { finiteNumber, invalid, nonEmptyString, nonNegativeInteger, positiveInteger } from '../utils/validate';
 import { maskedCrc32c } from './crc32c';
 
@@ -231,7 +232,7 @@ function checkWallTime(wallTime: number | undefined): number {
 export class EventWriter {
   readonly logDir: string;
   readonly file: string;
-  private fd: number | null;
+  private readonly out: AppendFile;
 
   constructor(logDir: string) {
     this.logDir = nonEmptyString('logDir', logDir);
@@ -248,22 +249,20 @@ export class EventWriter {
         file = path.join(logDir, `${base}.${process.pid}.${attempt + 1}`);
       }
     }
-    this.fd = fd;
     this.file = file;
+    this.out = new AppendFile(file, fd, 'EventWriter');
     this.writeEvent(Date.now() / 1000, 0, (e) => e.string(3, FILE_VERSION));
   }
 
   get closed(): boolean {
-    return this.fd === null;
+    return this.out.closed;
   }
 
   private writeEvent(wallTime: number, step: number, body: (event: ProtoWriter) => void): void {
-    if (this.fd === null) throw new Error(`EventWriter for ${this.file} is closed`);
+    if (this.out.closed) throw new Error(`EventWriter for ${this.file} is closed`);
     const event = new ProtoWriter().double(1, wallTime).int64(2, step);
     body(event);
-    const record = frameRecord(event.finish());
-    let written = 0;
-    while (written < record.length) written += fs.writeSync(this.fd, record, written, record.length - written);
+    this.out.write(frameRecord(event.finish()));
   }
 
   private writeValue(step: number, wallTime: number | undefined, value: (v: ProtoWriter) => void): void {
@@ -328,18 +327,11 @@ export class EventWriter {
 
   /** Makes everything written so far durable (fsync). */
   flush(): void {
-    if (this.fd !== null) fs.fsyncSync(this.fd);
+    this.out.flush();
   }
 
   /** Flushes and closes the file. Further adds throw; closing twice is harmless. */
   close(): void {
-    if (this.fd === null) return;
-    const fd = this.fd;
-    this.fd = null;
-    try {
-      fs.fsyncSync(fd);
-    } finally {
-      fs.closeSync(fd);
-    }
+    this.out.close();
   }
 }
