@@ -11,17 +11,32 @@ export const PHASES = ['feature_extract', 'finetune', 'scratch', 'two-stage'] as
 export type Phase = (typeof PHASES)[number];
 export const SCHEDULERS = ['none', 'step', 'cosine', 'warmup_cosine', 'plateau'] as const;
 
+// The schema is the one source of the configuration: the `Config` type is derived from it below,
+// so a key added here is typed everywhere and a key missing here cannot be used.
 type Rule =
   | { kind: 'number'; min?: number; max?: number; integer?: boolean; nullable?: boolean }
   | { kind: 'enum'; values: readonly string[]; orBoolean?: boolean }
   | { kind: 'boolean' }
   | { kind: 'string'; nullable?: boolean; pattern?: RegExp; hint?: string }
-  | { kind: 'object'; fields: Record<string, Rule> };
+  | { kind: 'object'; fields: Readonly<Record<string, Rule>> };
+
+/** The TypeScript type of a value that passed `rule`. */
+type ValueOf<R> = R extends { kind: 'number' }
+  ? number | (R extends { nullable: true } ? null : never)
+  : R extends { kind: 'enum'; values: readonly (infer V)[] }
+    ? V | (R extends { orBoolean: true } ? boolean : never)
+    : R extends { kind: 'boolean' }
+      ? boolean
+      : R extends { kind: 'string' }
+        ? string | (R extends { nullable: true } ? null : never)
+        : R extends { kind: 'object'; fields: infer F }
+          ? { -readonly [K in keyof F]: ValueOf<F[K]> }
+          : never;
 
 const positiveInt = { kind: 'number', min: 1, integer: true } as const;
 const rate = { kind: 'number', min: 0, max: 1e6 } as const;
 
-export const SCHEMA: Record<string, Rule> = {
+export const SCHEMA = {
   arch: { kind: 'enum', values: ARCHITECTURES },
   head: { kind: 'enum', values: HEADS },
   weights: { kind: 'string', hint: "'imagenet', 'none' or a path to a .pth/.safetensors file" },
@@ -75,53 +90,13 @@ export const SCHEMA: Record<string, Rule> = {
   quiet: { kind: 'boolean' },
   report: { kind: 'boolean' },
   checkpoint_interval: { kind: 'number', min: 0, max: 1e9 },
-};
+} as const satisfies Record<string, Rule>;
 
-export interface Config {
-  arch: (typeof ARCHITECTURES)[number];
-  head: (typeof HEADS)[number];
-  weights: string;
-  phase: Phase;
-  learning_rate: number;
-  finetune_lr: number;
-  head_lr: number | null;
-  batch_size: number;
-  epochs: number;
-  finetune_epochs: number | null;
-  optimizer: (typeof OPTIMIZERS)[number];
-  momentum: number;
-  weight_decay: number;
-  scheduler: (typeof SCHEDULERS)[number];
-  label_smoothing: number;
-  augmentation: { random_crop: boolean; horizontal_flip: boolean; color_jitter: number };
-  feature_extract_augmentation: boolean;
-  feature_cache: boolean;
-  image_size: number;
-  resize: number;
-  data: {
-    root: string;
-    include_background: boolean;
-    protocol: 'per-class' | 'ratio';
-    train_per_class: number;
-    test_per_class: number;
-    val_per_class: number;
-    train_ratio: number;
-    val_ratio: number;
-    test_ratio: number;
-    cache_file: string | null;
-  };
-  amp: boolean | 'fp16' | 'bf16';
-  channels_last: boolean;
-  device: string;
-  threads: number | null;
-  seed: number;
-  output_dir: string;
-  run_name: string | null;
-  init_checkpoint: string | null;
-  quiet: boolean;
-  report: boolean;
-  checkpoint_interval: number;
-}
+/** A complete, validated run configuration (every key of SCHEMA, typed by its rule). */
+export type Config = ValueOf<{ kind: 'object'; fields: typeof SCHEMA }>;
+
+/** One phase of a run (two-stage is two of them). */
+export type SinglePhase = Exclude<Phase, 'two-stage'>;
 
 export class ConfigError extends Error {
   override name = 'ConfigError';
@@ -157,7 +132,7 @@ function checkValue(key: string, rule: Rule, value: unknown, source: string): un
   }
 }
 
-function checkObject(value: Record<string, unknown>, fields: Record<string, Rule>, source: string, prefix = ''): Record<string, unknown> {
+function checkObject(value: Record<string, unknown>, fields: Readonly<Record<string, Rule>>, source: string, prefix = ''): Record<string, unknown> {
   const known = Object.keys(fields);
   for (const key of Object.keys(value)) {
     if (!known.includes(key)) {

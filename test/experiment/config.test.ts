@@ -1,7 +1,19 @@
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { ConfigError, resolveConfig } from '../../lib';
+import { ConfigError, resolveConfig, SCHEMA, type Config } from '../../lib';
+
+// Compile-time checks: Config is derived from SCHEMA, so a rule's kind, enum values and nullability
+// are the type. These lines stop compiling (and the suite with them) if the two drift apart.
+type Equal<A, B> = (<T>() => T extends A ? 1 : 2) extends <T>() => T extends B ? 1 : 2 ? true : false;
+const typeChecks: Array<true> = [
+  true as Equal<Config['data']['protocol'], 'per-class' | 'ratio'>,
+  true as Equal<Config['amp'], boolean | 'fp16' | 'bf16'>,
+  true as Equal<Config['head_lr'], number | null>,
+  true as Equal<Config['run_name'], string | null>,
+  true as Equal<Config['augmentation'], { random_crop: boolean; horizontal_flip: boolean; color_jitter: number }>,
+  true as Equal<keyof Config, keyof typeof SCHEMA>,
+];
 
 describe('resolveConfig', () => {
   test('base.yaml holds the seed’s settings', () => {
@@ -35,5 +47,13 @@ describe('resolveConfig', () => {
     expect(() => resolveConfig({ overrides: { image_size: 300 } })).toThrow('resize (256) must be at least image_size (300)');
     expect(() => resolveConfig({ config: '/nonexistent.yaml' })).toThrow("cannot read config '/nonexistent.yaml': no such file");
     expect(() => resolveConfig({ overrides: { epochs: 2 } })).not.toThrow(ConfigError);
+  });
+
+  test('the resolved config has exactly the schema\'s keys, nested ones included', () => {
+    expect(typeChecks.every(Boolean)).toBe(true);
+    const c = resolveConfig();
+    expect(Object.keys(c).sort()).toEqual(Object.keys(SCHEMA).sort());
+    expect(Object.keys(c.data).sort()).toEqual(Object.keys(SCHEMA.data.fields).sort());
+    expect(Object.keys(c.augmentation).sort()).toEqual(Object.keys(SCHEMA.augmentation.fields).sort());
   });
 });
