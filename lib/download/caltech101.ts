@@ -24,7 +24,7 @@ import { randomBytes } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import { invalid, knownKeys, nonEmptyString, oneOf, plainObject, positiveInteger } from '../utils/validate';
-import { ChecksumError, downloadFile, hashFile, httpUrl, type DownloadOptions, type ProgressCallback } from './fetch-file';
+import { ChecksumError, downloadFile, hashFile, httpUrl, type DownloadOptions, type ProgressCallback, type TransferOptions } from './fetch-file';
 import { extractTarGz, TarError } from './tar';
 import { extractZipEntry, listZip, ZipError, type ZipEntry } from './zip';
 
@@ -38,7 +38,7 @@ export const CALTECH101_TORCHVISION_URL = 'https://drive.google.com/file/d/137Ry
 export const CALTECH101_OFFICIAL_ZIP_URL = 'https://data.caltech.edu/records/mzrjq-6wc02/files/caltech-101.zip';
 export const CALTECH101_MARKER = '.finetorch-extracted.json';
 
-export interface DownloadCaltech101Options {
+export interface DownloadCaltech101Options extends TransferOptions {
   /** Where to fetch from: a .zip wrapping the tar.gz, or the .tar.gz itself. Default the official zip. */
   url?: string;
   /** md5 of 101_ObjectCategories.tar.gz; null skips the check. Default torchvision's. */
@@ -54,10 +54,6 @@ export interface DownloadCaltech101Options {
   maxBytes?: number;
   /** Where warnings go. Default process.emitWarning. */
   warn?: (message: string) => void;
-  retries?: DownloadOptions['retries'];
-  timeoutMs?: DownloadOptions['timeoutMs'];
-  retryDelayMs?: DownloadOptions['retryDelayMs'];
-  signal?: DownloadOptions['signal'];
 }
 
 export interface Caltech101Download {

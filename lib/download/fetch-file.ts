@@ -48,6 +48,9 @@ export interface DownloadOptions {
   headers?: Record<string, string>;
 }
 
+/** The transfer settings a higher-level download (weights, data set) passes through unchanged. */
+export type TransferOptions = Pick<DownloadOptions, 'retries' | 'timeoutMs' | 'retryDelayMs' | 'signal'>;
+
 export interface DownloadResult {
   /** The final file (`dest`). */
   path: string;

@@ -4,7 +4,7 @@ export {
   downloadFile, hashFile, resolveRedirect, DownloadError, ChecksumError, MAX_REDIRECTS,
   progressBar, formatProgress, formatBytes, formatDuration,
 } from './fetch-file';
-export type { DownloadOptions, DownloadResult, ProgressCallback, ProgressBar, ProgressBarOptions, ProgressStream } from './fetch-file';
+export type { DownloadOptions, TransferOptions, DownloadResult, ProgressCallback, ProgressBar, ProgressBarOptions, ProgressStream } from './fetch-file';
 export {
   ensureWeights, hubCacheDir, weightsEntry, hashPrefixFromName, IMAGENET_WEIGHTS, WEIGHTS_ARCHITECTURES, WEIGHTS_BASE_URL_ENV,
 } from './weights';

@@ -8,7 +8,7 @@ import { promises as fsp } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { invalid, knownKeys, nonEmptyString, oneOf, plainObject } from '../utils/validate';
-import { ChecksumError, downloadFile, hashFile, httpUrl, type DownloadOptions, type ProgressCallback } from './fetch-file';
+import { ChecksumError, downloadFile, hashFile, httpUrl, type ProgressCallback, type TransferOptions } from './fetch-file';
 
 export const WEIGHTS_ARCHITECTURES = ['alexnet', 'resnet18', 'resnet34', 'resnet50', 'vgg16'] as const;
 export type WeightsArch = (typeof WEIGHTS_ARCHITECTURES)[number];
@@ -63,7 +63,7 @@ export function hubCacheDir(env: NodeJS.ProcessEnv = process.env): string {
   return path.join(expandUser(torchHome), 'hub', 'checkpoints');
 }
 
-export interface EnsureWeightsOptions {
+export interface EnsureWeightsOptions extends TransferOptions {
   /** Fetch `<baseUrl>/<file>` instead of download.pytorch.org (also: $FINETORCH_WEIGHTS_BASE_URL). */
   baseUrl?: string;
   /** Where the file is kept. Default hubCacheDir(). */
@@ -73,10 +73,6 @@ export interface EnsureWeightsOptions {
   verify?: boolean;
   /** Where the warning about a corrupt cached file goes. Default process.emitWarning. */
   warn?: (message: string) => void;
-  retries?: DownloadOptions['retries'];
-  timeoutMs?: DownloadOptions['timeoutMs'];
-  retryDelayMs?: DownloadOptions['retryDelayMs'];
-  signal?: DownloadOptions['signal'];
 }
 
 /** A weights file not in the table: its URL, and optionally the name to keep it under. */
