@@ -15,9 +15,11 @@ import { comparisonMarkdown, comparisonRows } from '../lib/experiment/compare';
 import { ConfigError, configsDir, readYaml, resolveConfig, type Config } from '../lib/experiment/config';
 import { evaluate } from '../lib/experiment/evaluate';
 import { predict } from '../lib/experiment/predict';
-import { loadRun, loadRunSplit, readResults } from '../lib/experiment/runs';
+import { readResults } from '../lib/experiment/results';
+import { loadRun, loadRunSplit } from '../lib/experiment/runs';
 import { writeComparisonReport, writeRunReport } from '../lib/experiment/report';
 import { InterruptedError, train } from '../lib/experiment/trainer';
+import { pct } from '../lib/utils/format';
 import { ARCHITECTURES } from '../lib/models/model';
 
 function positiveInt(value: string): number {
@@ -143,11 +145,11 @@ export function buildProgram(): Command {
       const decode = { ...EVAL_DECODE, resize: run.config.resize, centerCrop: run.config.image_size };
       const loader = new DataLoader(split.test, { batchSize: opts.batchSize, transform: evalTransform({ size: run.config.image_size }), cache: new ImageCache({ decode }) });
       const result = await evaluate(run.model, loader.epoch(0), run.classes);
-      const pct = (x: number) => `${(x * 100).toFixed(2)}%`;
+      const pct2 = (x: number) => pct(x, 2);
       console.log(`${run.checkpoint}: ${result.count} test images`);
-      console.log(`top-1 ${pct(result.top1)}  top-5 ${pct(result.top5)}  mean per-class ${pct(result.meanPerClass)}  loss ${result.loss.toFixed(4)}`);
+      console.log(`top-1 ${pct2(result.top1)}  top-5 ${pct2(result.top5)}  mean per-class ${pct2(result.meanPerClass)}  loss ${result.loss.toFixed(4)}`);
       console.log('\n| class | accuracy | correct / images |\n|---|---:|---:|');
-      for (const c of [...result.perClass].sort((a, b) => a.accuracy - b.accuracy)) console.log(`| ${c.className} | ${pct(c.accuracy)} | ${c.correct} / ${c.count} |`);
+      for (const c of [...result.perClass].sort((a, b) => a.accuracy - b.accuracy)) console.log(`| ${c.className} | ${pct2(c.accuracy)} | ${c.correct} / ${c.count} |`);
       if (opts.json) fs.writeFileSync(opts.json, JSON.stringify(result, null, 1));
       run.model.dispose();
     });

@@ -74,9 +74,11 @@ export class DataLoader {
     return this.shuffle ? new Random(deriveSeed(this.seed, `order:${epoch}`)).shuffle(indices) : indices;
   }
 
-  /** The batches of one epoch, prepared `prefetch` ahead. Break out early and nothing leaks. */
-  async *epoch(epoch = 0): AsyncGenerator<Batch> {
-    const order = this.order(epoch);
+  /**
+   * The batches of one epoch, prepared `prefetch` ahead. Break out early and nothing leaks. `order`
+   * (default: the epoch's own) lets a distributed sampler hand this process its part of it.
+   */
+  async *epoch(epoch = 0, order: readonly number[] = this.order(epoch)): AsyncGenerator<Batch> {
     const groups: number[][] = [];
     for (let i = 0; i < order.length; i += this.batchSize) {
       const group = order.slice(i, i + this.batchSize);

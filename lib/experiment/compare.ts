@@ -1,15 +1,16 @@
 // The seed's results table: method, top-1, top-5, mean per-class accuracy, epochs, wall time.
-import type { PhaseResult } from './trainer';
+// Rows are the report's own ComparisonRow (plus run and arch), so the HTML table takes them as they are.
+import type { ComparisonRow } from '../report/html';
+import { pct } from '../utils/format';
+import type { PhaseResult } from './results';
 
-export interface ComparisonRow {
+export interface RunComparisonRow extends ComparisonRow {
   run: string;
-  method: string;
   arch: string;
-  top1: number;
   top5: number;
-  meanPerClass: number;
+  meanPerClassAccuracy: number;
   epochs: number;
-  wallSeconds: number;
+  wallTimeSeconds: number;
 }
 
 const METHOD: Record<string, string> = {
@@ -18,25 +19,24 @@ const METHOD: Record<string, string> = {
   scratch: 'from scratch',
 };
 
-export function comparisonRows(results: PhaseResult[]): ComparisonRow[] {
+export function comparisonRows(results: PhaseResult[]): RunComparisonRow[] {
   return results.map((r) => ({
     run: r.run,
     method: METHOD[r.phase] ?? r.phase,
     arch: r.arch,
     top1: r.test.top1,
     top5: r.test.top5,
-    meanPerClass: r.test.meanPerClass,
+    meanPerClassAccuracy: r.test.meanPerClass,
     epochs: r.epochs,
-    wallSeconds: r.wallSeconds,
+    wallTimeSeconds: r.wallSeconds,
   }));
 }
 
-export function comparisonMarkdown(rows: ComparisonRow[]): string {
-  const pct = (x: number) => `${(x * 100).toFixed(1)}%`;
+export function comparisonMarkdown(rows: RunComparisonRow[]): string {
   const lines = [
     '| method | arch | top-1 | top-5 | mean per-class | epochs | wall time | run |',
     '|---|---|---:|---:|---:|---:|---:|---|',
-    ...rows.map((r) => `| ${r.method} | ${r.arch} | ${pct(r.top1)} | ${pct(r.top5)} | ${pct(r.meanPerClass)} | ${r.epochs} | ${r.wallSeconds.toFixed(1)} s | ${r.run} |`),
+    ...rows.map((r) => `| ${r.method} | ${r.arch} | ${pct(r.top1)} | ${pct(r.top5)} | ${pct(r.meanPerClassAccuracy)} | ${r.epochs} | ${r.wallTimeSeconds.toFixed(1)} s | ${r.run} |`),
   ];
   return lines.join('\n');
 }

@@ -11,7 +11,8 @@ import { loadCheckpoint } from '../training/checkpoint';
 import { comparisonMarkdown, comparisonRows } from './compare';
 import { resolveConfig } from './config';
 import { writeComparisonReport, writeRunReport } from './report';
-import { train, type PhaseResult } from './trainer';
+import type { PhaseResult } from './results';
+import { train } from './trainer';
 
 export interface DemoOptions {
   /** Where the data, weights and run folders go (default outputs/demo). */

@@ -23,7 +23,8 @@ import { EventWriter } from '../report/tensorboard';
 import { tsne } from '../report/tsne';
 import { cat, type Tensor } from '../tensor';
 import { comparisonRows } from './compare';
-import { loadRun, loadRunSplit, readResults } from './runs';
+import { readResults } from './results';
+import { loadRun, loadRunSplit } from './runs';
 
 export interface RunReportOptions {
   /** t-SNE of the test features (default true); capped at `tsnePoints` images. */
@@ -48,10 +49,7 @@ function curve(records: EpochMetrics[], split: 'train' | 'val', metric: 'loss' |
 /** Writes the PNGs and report.html of one run folder; returns the report's path. */
 export async function writeRunReport(runDir: string, options: RunReportOptions = {}): Promise<string> {
   const log = options.log ?? (() => undefined);
-  const results = readResults(runDir) as ReturnType<typeof readResults> & {
-    confusion: number[][];
-    predictions: Array<{ predicted: number; probability: number; label: number; file: string }>;
-  };
+  const results = readResults(runDir);
   const config = YAML.parse(fs.readFileSync(path.join(runDir, 'config.yaml'), 'utf8'));
   const pictures = path.join(runDir, 'pictures');
   fs.mkdirSync(pictures, { recursive: true });
@@ -113,12 +111,11 @@ export async function writeRunReport(runDir: string, options: RunReportOptions =
     .slice(0, options.misclassified ?? 24)
     .map((p) => ({ file: path.join(split?.root ?? config.data.root, p.file), trueClass: classNames[p.label], predictedClass: classNames[p.predicted], confidence: p.probability }))
     .filter((m) => fs.existsSync(m.file));
-  const row = comparisonRows([results])[0];
   const report = path.join(runDir, 'report.html');
   writeReport(report, {
     title: `finetorch run ${results.run}`,
     config,
-    comparison: [{ method: row.method, top1: row.top1, top5: row.top5, meanPerClassAccuracy: row.meanPerClass, epochs: row.epochs, wallTimeSeconds: row.wallSeconds }],
+    comparison: comparisonRows([results]).map(({ run, arch, ...row }) => row),
     images,
     perClassAccuracy: results.test.perClass.map((p) => ({ className: p.className, accuracy: p.accuracy, count: p.count })),
     misclassified,
@@ -172,7 +169,7 @@ export async function writeComparisonReport(runDirs: string[], outDir: string): 
   writeReport(report, {
     title: 'finetorch comparison',
     config: { runs: runDirs },
-    comparison: comparisonRows(results).map((r) => ({ method: `${r.method} (${r.run})`, top1: r.top1, top5: r.top5, meanPerClassAccuracy: r.meanPerClass, epochs: r.epochs, wallTimeSeconds: r.wallSeconds })),
+    comparison: comparisonRows(results).map(({ run, arch, ...row }) => ({ ...row, method: `${row.method} (${run})` })),
     images,
     perClassAccuracy: last.test.perClass.map((p) => ({ className: p.className, accuracy: p.accuracy, count: p.count })),
     notes: [`Per-class accuracy shown for ${last.run}.`],

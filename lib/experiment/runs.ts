@@ -7,7 +7,6 @@ import { loadSplitManifest, type Split } from '../data/splits';
 import { createModel, type Model } from '../models/model';
 import { loadCheckpoint } from '../training/checkpoint';
 import type { Config } from './config';
-import type { PhaseResult } from './trainer';
 
 export interface LoadedRun {
   /** The run folder, when the checkpoint sits in one. */
@@ -48,10 +47,4 @@ export async function loadRunSplit(run: LoadedRun, dataRoot?: string): Promise<S
   if (!run.runDir) throw new Error(`'${run.checkpoint}' is not inside a run folder, so its split is unknown`);
   const scan = await scanDataset(dataRoot ?? run.config.data.root, { includeBackground: run.config.data.include_background, warn: () => undefined });
   return loadSplitManifest(path.join(run.runDir, 'split.json'), scan);
-}
-
-export function readResults(runDir: string): PhaseResult & { confusion?: number[][] } {
-  const file = path.join(runDir, 'results.json');
-  if (!fs.existsSync(file)) throw new Error(`'${runDir}' has no results.json: the run did not finish`);
-  return JSON.parse(fs.readFileSync(file, 'utf8'));
 }

@@ -1,0 +1,89 @@
+// What differs between the phases, in one place. feature_extract: frozen backbone (kept in eval
+// mode), only the new head trains, optionally on cached features; finetune: every layer at the
+// small rate, from the phase-1 checkpoint or pretrained weights; scratch: random initialisation.
+// two-stage is feature_extract then finetune (see train()).
+import type { Model } from '../models/model';
+import type { OptimizerOptions } from '../training/optimizer';
+import type { SchedulerConfig } from '../training/schedulers';
+import type { Config, SinglePhase } from './config';
+
+export type PhaseConfig = Config & { phase: SinglePhase };
+
+export interface PhasePlan {
+  /** Where the weights come from: the phase-1 checkpoint, pretrained weights, or PyTorch's random init. */
+  init: 'checkpoint' | 'pretrained' | 'random';
+  /** Only the head trains; the backbone is frozen and in eval mode (BatchNorm statistics and dropout fixed). */
+  frozenBackbone: boolean;
+  learningRate: number;
+  /** The head's own rate (fine-tuning with head_lr), or null for one rate everywhere. */
+  headLearningRate: number | null;
+  /** Random crop, flip and colour jitter on the training images. */
+  augment: boolean;
+  /** The frozen backbone runs once per image; the head trains on its cached features. */
+  featureCache: boolean;
+}
+
+export function planPhase(config: PhaseConfig): PhasePlan {
+  switch (config.phase) {
+    case 'feature_extract': {
+      const augment = config.feature_extract_augmentation;
+      return {
+        init: config.weights === 'none' ? 'random' : 'pretrained',
+        frozenBackbone: true,
+        learningRate: config.learning_rate,
+        headLearningRate: null,
+        augment,
+        featureCache: config.feature_cache && !augment,
+      };
+    }
+    case 'finetune':
+      return {
+        init: config.init_checkpoint ? 'checkpoint' : config.weights === 'none' ? 'random' : 'pretrained',
+        frozenBackbone: false,
+        learningRate: config.finetune_lr,
+        headLearningRate: config.head_lr,
+        augment: true,
+        featureCache: false,
+      };
+    case 'scratch':
+      return { init: 'random', frozenBackbone: false, learningRate: config.learning_rate, headLearningRate: null, augment: true, featureCache: false };
+  }
+}
+
+/** Puts the model in the phase's state: what is frozen, train or eval mode. */
+export function applyPlan(model: Model, plan: PhasePlan): void {
+  if (plan.frozenBackbone) {
+    model.freeze({ except: [model.headPrefix] });
+    model.eval();
+  } else {
+    model.unfreeze();
+    model.train();
+  }
+}
+
+export function optimizerOptions(config: Config, plan: PhasePlan, model: Model): OptimizerOptions {
+  return {
+    type: config.optimizer,
+    lr: plan.learningRate,
+    weightDecay: config.weight_decay,
+    ...(config.optimizer === 'sgd' ? { momentum: config.momentum } : {}),
+    groups: plan.headLearningRate !== null ? [{ prefixes: [model.headPrefix], lr: plan.headLearningRate }] : undefined,
+  };
+}
+
+/** The configured schedule over the phase's epochs. */
+export function schedulerConfig(config: Config): SchedulerConfig {
+  const epochs = Math.max(1, config.epochs);
+  switch (config.scheduler) {
+    case 'step':
+      return { type: 'step', stepSize: Math.max(1, Math.floor(epochs / 3)), gamma: 0.1 };
+    case 'cosine':
+      return { type: 'cosine', tMax: epochs };
+    case 'warmup_cosine':
+      return epochs >= 2 ? { type: 'warmup_cosine', warmupEpochs: Math.max(1, Math.min(5, Math.floor(epochs / 10))), tMax: epochs } : { type: 'none' };
+    case 'plateau':
+      return { type: 'plateau', mode: 'max', patience: 3 };
+    default:
+      return { type: 'none' };
+  }
+}
