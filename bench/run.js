@@ -217,9 +217,10 @@ function evenlySpaced(samples, n) {
 }
 
 async function prepareData(ft, s, tmp, log) {
-  let root = process.env.CALTECH101_DIR;
-  if (!root && fs.existsSync('/work/shared/data/caltech101-mini')) root = '/work/shared/data/caltech101-mini';
-  if (!root || !fs.existsSync(root)) return { missing: 'set CALTECH101_DIR to a folder holding 101_ObjectCategories' };
+  // CALTECH101_DIR, else the mini set beside the checkout (the layout CI and the sessions have)
+  const beside = path.resolve(__dirname, '..', '..', 'shared', 'data', 'caltech101-mini');
+  const root = process.env.CALTECH101_DIR || (fs.existsSync(beside) ? beside : undefined);
+  if (!root || !fs.existsSync(root)) return { missing: `set CALTECH101_DIR to a folder holding 101_ObjectCategories (none at ${beside})` };
   const scan = await ft.scanDataset(root, { warn: () => undefined });
   // the same bytes for both sides: read every file once so the page cache is warm for both
   for (const sm of scan.samples) fs.readFileSync(sm.path);
