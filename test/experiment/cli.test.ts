@@ -78,7 +78,9 @@ describe('finetorch CLI', () => {
     expect(a.code).toBe(0);
     expect(a.out).toMatch(/\| from scratch \| resnet18 \| 2 \| \d+\.\d ± \d+\.\d% \(95% CI -?\d+\.\d–\d+\.\d\) \|/);
     const splits = ['seeds-a.seed0', 'seeds-a.seed1'].map((name) => JSON.parse(fs.readFileSync(path.join(out, name, 'split.json'), 'utf8')));
-    expect(splits[0].test).not.toEqual(splits[1].test);
+    expect(splits.map((s) => s.seed)).toEqual([0, 1]);
+    expect(splits[0].parts.test).toHaveLength(9);
+    expect(splits[0].parts.test).not.toEqual(splits[1].parts.test);
     const b = await run('train', ...common, '--name', 'seeds-b', '--lr', '0.05');
     expect(b.code).toBe(0);
     const compared = await run('compare', ...['seeds-a.seed0', 'seeds-a.seed1', 'seeds-b.seed0', 'seeds-b.seed1'].map((n) => path.join(out, n)));
