@@ -11,7 +11,7 @@ import { evalTransform } from '../lib/data/transforms';
 import { downloadCaltech101 } from '../lib/download/caltech101';
 import { progressBar } from '../lib/download/progress';
 import { ensureWeights, WEIGHTS_ARCHITECTURES, type WeightsArch } from '../lib/download/weights';
-import { comparisonMarkdown, comparisonRows } from '../lib/experiment/compare';
+import { compareRuns, comparisonMarkdown, comparisonRows } from '../lib/experiment/compare';
 import { ConfigError, configsDir, readYaml, resolveConfig, type Config } from '../lib/experiment/config';
 import { evaluate } from '../lib/experiment/evaluate';
 import { predict } from '../lib/experiment/predict';
@@ -38,6 +38,16 @@ function positiveNumber(value: string): number {
   const n = Number(value);
   if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError(`expected a positive number, got '${value}'`);
   return n;
+}
+
+/** --seeds 0,1,2: different non-negative integers. */
+function seedList(value: string): number[] {
+  const parts = value.split(',').map((v) => v.trim());
+  const seeds = parts.map(Number);
+  if (parts.some((v) => v === '') || seeds.some((n) => !Number.isInteger(n) || n < 0) || new Set(seeds).size !== seeds.length) {
+    throw new InvalidArgumentError(`expected different non-negative integers separated by commas, got '${value}'`);
+  }
+  return seeds;
 }
 
 /** --set key=value (YAML value), repeatable: any config key, dotted for nested ones. */
@@ -98,6 +108,7 @@ export function buildProgram(): Command {
     .option('--lr <rate>', `learning rate of the phase${d('learning_rate')}; finetune: finetune_lr${d('finetune_lr')}`, positiveNumber)
     .option('--device <device>', `auto, cpu, cuda or cuda:N${d('device')}`)
     .option('--seed <n>', `random seed${d('seed')}`, nonNegativeInt)
+    .option('--seeds <list>', 'run the recipe once per seed, e.g. 0,1,2 (sibling run folders; compare shows mean ± std)', seedList)
     .option('--image-size <n>', `input crop size${d('image_size')}`, positiveInt)
     .option('--init <checkpoint>', 'finetune: start from this checkpoint (the feature_extract best.pth)')
     .option('--resume <run>', 'continue the run in this folder from its last checkpoint (with its saved config; --epochs may extend it)')
@@ -122,13 +133,13 @@ export function buildProgram(): Command {
           config: opts.config,
           overrides: {
             phase: opts.phase, arch: opts.arch, head: opts.head, 'data.root': opts.data, weights: opts.weights, epochs: opts.epochs,
-            batch_size: opts.batchSize, [lrKey]: opts.lr, device: opts.device, seed: opts.seed, image_size: opts.imageSize,
+            batch_size: opts.batchSize, [lrKey]: opts.lr, device: opts.device, seed: opts.seed, seeds: opts.seeds, image_size: opts.imageSize,
             init_checkpoint: opts.init, output_dir: opts.out, run_name: opts.name, quiet: opts.quiet, ...(opts.set ?? {}),
           },
         });
       }
       const results = await train(config, { signal: interruptSignal(), resolveImagenetWeights: imagenetResolver(config.quiet), resumeDir });
-      console.log(comparisonMarkdown(comparisonRows(results)));
+      console.log(comparisonMarkdown(compareRuns(results.map((r) => readResults(r.runDir)))));
       for (const r of results) console.log(`run folder: ${r.runDir}`);
     });
 
@@ -175,9 +186,9 @@ export function buildProgram(): Command {
     .argument('<run...>', 'run folders')
     .option('--json <file>', 'write the rows as JSON')
     .action((runs: string[], opts) => {
-      const rows = comparisonRows(runs.map((r) => readResults(r)));
-      console.log(comparisonMarkdown(rows));
-      if (opts.json) fs.writeFileSync(opts.json, JSON.stringify(rows, null, 1));
+      const results = runs.map((r) => readResults(r));
+      console.log(comparisonMarkdown(compareRuns(results)));
+      if (opts.json) fs.writeFileSync(opts.json, JSON.stringify(comparisonRows(results), null, 1));
     });
 
   program

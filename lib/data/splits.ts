@@ -2,13 +2,14 @@
 //
 // Two protocols, both drawn per class:
 //   - 'per-class' (the standard Caltech-101 protocol: Zeiler & Fergus 2014, DeCAF, VGG): each
-//     class's images are shuffled; the first `trainPerClass` (default 30) train, the next
-//     `valPerClass` (default 0) validate, the next up to `testPerClass` (default 50; null = all
-//     the rest) test; anything beyond is unused. Small classes:
+//     class's images are shuffled; the first `trainPerClass` (default 30) are the training images,
+//     the next up to `testPerClass` (default 50; null = all the rest) test; anything beyond is
+//     unused. `valPerClass` (default 0, as the protocol has none) carves a validation part out of
+//     the training images (the last valPerClass of them), so the test images stay the same and
+//     training gets fewer. Small classes:
 //       * train takes min(trainPerClass, n), except that a class with n <= trainPerClass and
 //         n >= 2 leaves one image for test (when testPerClass > 0): train n-1, test 1;
-//       * validation never takes the last held-out image from test: min(valPerClass, rest - 1)
-//         (rest - 0 when testPerClass is 0);
+//       * validation never takes the last training image: min(valPerClass, train - 1);
 //       * a class with a single image puts it in train.
 //   - 'ratio' (stratified): each class is divided train/val/test by the given fractions
 //     (e.g. 0.7/0.15/0.15, summing to 1), counts by largest remainder so they add up to n
@@ -159,10 +160,9 @@ export function perClassCounts(n: number, p: PerClassProtocol): Record<PartName,
   const keepTest = p.testPerClass === null || p.testPerClass > 0;
   let train = Math.min(p.trainPerClass, n);
   if (keepTest && n >= 2 && n <= p.trainPerClass) train = n - 1;
-  const rest = n - train;
-  const val = Math.min(p.valPerClass, Math.max(0, rest - (keepTest ? 1 : 0)));
-  const test = Math.min(p.testPerClass ?? Infinity, rest - val);
-  return { train, val, test };
+  const test = Math.min(p.testPerClass ?? Infinity, n - train);
+  const val = Math.min(p.valPerClass, Math.max(0, train - 1));
+  return { train: train - val, val, test };
 }
 
 /** How many of a class's n images go to each part under the ratio protocol. */

@@ -9,7 +9,8 @@ export interface PhaseBatches {
   /** Batches in a training epoch (for the progress line). */
   readonly trainLength: number;
   train(epoch: number): LabelledBatches;
-  val(): LabelledBatches;
+  /** The validation part, or null when the split has none. */
+  val: (() => LabelledBatches) | null;
   test(): LabelledBatches;
   dispose(): void;
 }
@@ -26,7 +27,7 @@ export function imageBatches(data: PhaseData, device: string, shard: Shard = who
     features: false,
     trainLength: data.train.length,
     train: (epoch) => onDevice(data.train.epoch(epoch, shard(data.train.order(epoch))), device),
-    val: () => onDevice(data.val.epoch(0), device),
+    val: data.val ? () => onDevice(data.val!.epoch(0), device) : null,
     test: () => onDevice(data.test.epoch(0), device),
     dispose: () => undefined,
   };

@@ -18,6 +18,7 @@ type Rule =
   | { kind: 'enum'; values: readonly string[]; orBoolean?: boolean }
   | { kind: 'boolean' }
   | { kind: 'string'; nullable?: boolean; pattern?: RegExp; hint?: string }
+  | { kind: 'integers'; min: number; max: number; nullable?: boolean }
   | { kind: 'object'; fields: Readonly<Record<string, Rule>> };
 
 /** The TypeScript type of a value that passed `rule`. */
@@ -29,6 +30,8 @@ type ValueOf<R> = R extends { kind: 'number' }
       ? boolean
       : R extends { kind: 'string' }
         ? string | (R extends { nullable: true } ? null : never)
+        : R extends { kind: 'integers' }
+          ? number[] | (R extends { nullable: true } ? null : never)
         : R extends { kind: 'object'; fields: infer F }
           ? { -readonly [K in keyof F]: ValueOf<F[K]> }
           : never;
@@ -84,6 +87,7 @@ export const SCHEMA = {
   device: { kind: 'string', pattern: /^(auto|cpu|cuda(:\d+)?)$/, hint: "'auto', 'cpu', 'cuda' or 'cuda:N'" },
   threads: { kind: 'number', min: 1, max: 1024, integer: true, nullable: true },
   seed: { kind: 'number', min: 0, max: 0xffffffff, integer: true },
+  seeds: { kind: 'integers', min: 0, max: 0xffffffff, nullable: true },
   output_dir: { kind: 'string' },
   run_name: { kind: 'string', nullable: true, pattern: /^[\w.-]+$/, hint: 'letters, digits, ".", "_" and "-" only' },
   init_checkpoint: { kind: 'string', nullable: true },
@@ -125,6 +129,12 @@ function checkValue(key: string, rule: Rule, value: unknown, source: string): un
       if (value === null && rule.nullable) return null;
       if (typeof value !== 'string' || value.length === 0 || (rule.pattern && !rule.pattern.test(value))) throw fail(rule.hint ?? 'a non-empty string');
       return value;
+    case 'integers': {
+      if (value === null && rule.nullable) return null;
+      const ok = Array.isArray(value) && value.length > 0 && value.every((v) => Number.isInteger(v) && v >= rule.min && v <= rule.max);
+      if (!ok || new Set(value).size !== value.length) throw fail(`a non-empty list of different integers between ${rule.min} and ${rule.max}`);
+      return value;
+    }
     case 'object': {
       if (typeof value !== 'object' || value === null || Array.isArray(value)) throw fail('a mapping');
       return checkObject(value as Record<string, unknown>, rule.fields, source, `${key}.`);

@@ -1,17 +1,18 @@
 // The embedded experiment behind `npm run demo`: no data, weights or network needed. A synthetic
 // Caltech-style tree is split into "source" and "target" classes; a small-resolution ResNet-18 is
 // pretrained on the source classes and saved as a torchvision-format .pth (standing in for the
-// ImageNet weights); then the seed's comparison runs on the target classes: feature_extract →
-// finetune from those weights, against scratch with the same budget.
+// ImageNet weights); then the seed's comparison runs on the target classes, once per seed:
+// feature_extract → finetune from those weights, against scratch with the same budget. No
+// validation part (the standard protocol): every run tests its final weights.
 import * as fs from 'fs';
 import * as path from 'path';
 import { createSyntheticDataset, SYNTHETIC_CLASS_NAMES } from '../data/synthetic';
 import { saveWeights } from '../models/weights';
 import { loadCheckpoint } from '../training/checkpoint';
-import { comparisonMarkdown, comparisonRows } from './compare';
+import { compareRuns, comparisonMarkdown, type MethodPair } from './compare';
 import { resolveConfig } from './config';
 import { writeComparisonReport, writeRunReport } from './report';
-import type { PhaseResult } from './results';
+import { readResults, type PhaseResult } from './results';
 import { train } from './trainer';
 
 export interface DemoOptions {
@@ -24,6 +25,8 @@ export interface DemoOptions {
   pretrainEpochs?: number;
   epochs?: number;
   seed?: number;
+  /** Seeds of the target comparison (each its own split and head initialisation). Default 0, 1, 2. */
+  seeds?: number[];
   quiet?: boolean;
   log?: (line: string) => void;
 }
@@ -32,6 +35,9 @@ export interface DemoResult {
   pretrainedWeights: string;
   results: PhaseResult[];
   table: string;
+  /** Fine-tuning against scratch on the same test images: the paired difference and McNemar's test. */
+  fineTuneVsScratch: MethodPair;
+  /** Fine-tuning's top-1 is higher than scratch's, and McNemar's p < 0.05. */
   fineTuneBeatsScratch: boolean;
   /** compare.html: the table and the curves of all runs. */
   comparisonReport: string;
@@ -83,29 +89,36 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
   await saveWeights(pretrainedWeights, (await loadCheckpoint(pretrain.checkpoints.best)).stateDict);
   log(`demo: pretrained weights (torchvision format) in ${pretrainedWeights}, source test top-1 ${(pretrain.test.top1 * 100).toFixed(1)}%`);
 
-  // ---- the comparison on the target classes ----------------------------------------------------
+  // ---- the comparison on the target classes, once per seed --------------------------------------
   const targetData = { 'data.root': target, 'data.train_per_class': options.trainPerClass ?? 8, 'data.test_per_class': perClass };
   const epochs = options.epochs ?? 6;
+  const seeds = options.seeds ?? [0, 1, 2];
   const transfer = await train(
-    resolveConfig({ overrides: { ...common, ...targetData, phase: 'two-stage', weights: pretrainedWeights, epochs, finetune_epochs: epochs, finetune_lr: 1e-4, head_lr: 1e-3, learning_rate: 1e-2, run_name: 'target' } }),
+    resolveConfig({ overrides: { ...common, ...targetData, seeds, phase: 'two-stage', weights: pretrainedWeights, epochs, finetune_epochs: epochs, finetune_lr: 1e-4, head_lr: 1e-3, learning_rate: 1e-2, run_name: 'target' } }),
     { log },
   );
-  const [scratch] = await train(
-    resolveConfig({ overrides: { ...common, ...targetData, phase: 'scratch', weights: 'none', epochs: 2 * epochs, learning_rate: 2e-3, run_name: 'target.scratch' } }),
+  const scratch = await train(
+    resolveConfig({ overrides: { ...common, ...targetData, seeds, phase: 'scratch', weights: 'none', epochs: 2 * epochs, learning_rate: 2e-3, run_name: 'target.scratch' } }),
     { log },
   );
-  const results = [...transfer, scratch];
-  const table = comparisonMarkdown(comparisonRows(results));
-  // each target run's report (scratch overlaid on the transfer runs), and the comparison page
-  for (const r of results) await writeRunReport(r.runDir, { overlay: r === scratch ? [] : [scratch.runDir], log });
-  const comparison = await writeComparisonReport(results.map((r) => r.runDir), out);
-  const fineTuned = transfer[1];
+  const results = [...transfer, ...scratch];
+  const comparison = compareRuns(results.map((r) => readResults(r.runDir)));
+  const table = comparisonMarkdown(comparison);
+  // each target run's report (the scratch run of the same seed overlaid), and the comparison page
+  for (const r of results) {
+    const sameSeed = scratch.find((s) => s.seed === r.seed)!;
+    await writeRunReport(r.runDir, { overlay: r.phase === 'scratch' ? [] : [sameSeed.runDir], log });
+  }
+  const comparisonReport = await writeComparisonReport(results.map((r) => r.runDir), out);
+  const fineTuneVsScratch = comparison.pairs.find((p) => p.first.recipe === 'target.finetune' && p.second.recipe === 'target.scratch')!;
+  const c = fineTuneVsScratch.comparison;
   return {
     pretrainedWeights,
     results,
     table,
-    fineTuneBeatsScratch: fineTuned.test.meanPerClass > scratch.test.meanPerClass,
-    comparisonReport: comparison,
+    fineTuneVsScratch,
+    fineTuneBeatsScratch: c !== null && c.difference > 0 && c.p < 0.05,
+    comparisonReport,
     wallSeconds: (Date.now() - started) / 1000,
   };
 }

@@ -20,8 +20,8 @@ export async function buildFeatureCache(model: Model, data: PhaseData, config: C
   const trainImages = new DataLoader(data.split.train, { batchSize: config.batch_size, transform: evalTransform({ size: config.image_size }), cache: data.evalCache });
   const train = await computeFeatures(model, trainImages, device);
   const test = await computeFeatures(model, data.test, device);
-  const val = data.split.val.length > 0 ? await computeFeatures(model, data.val, device) : test;
-  const images = train.count + test.count + (val === test ? 0 : val.count);
+  const val = data.val ? await computeFeatures(model, data.val, device) : null;
+  const images = train.count + test.count + (val ? val.count : 0);
   log(`[${run}] feature cache: ${images} images through the frozen backbone once (${((Date.now() - t0) / 1000).toFixed(1)} s)`);
   const inOrder = (part: CachedFeatures) => featureBatches(part, range(part.count), config.batch_size);
   return {
@@ -29,10 +29,13 @@ export async function buildFeatureCache(model: Model, data: PhaseData, config: C
     trainLength: data.train.length,
     // the loader's own order, so cached and uncached runs see the same batches
     train: (epoch) => featureBatches(train, shard(data.train.order(epoch)), config.batch_size),
-    val: () => inOrder(val),
+    val: val ? () => inOrder(val) : null,
     test: () => inOrder(test),
     dispose: () => {
-      for (const part of new Set([train, val, test])) (part.features.dispose(), part.labels.dispose());
+      for (const part of [train, val, test]) {
+        part?.features.dispose();
+        part?.labels.dispose();
+      }
     },
   };
 }

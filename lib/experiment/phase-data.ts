@@ -23,8 +23,8 @@ export interface PhaseData {
   /** Decoded at the evaluation size, for every part (the feature cache reads the train part from it too). */
   evalCache: ImageCache;
   train: DataLoader;
-  /** The validation part, or the test part when the protocol has none. */
-  val: DataLoader;
+  /** The validation part; null when the protocol has none (then nothing is chosen by evaluation). */
+  val: DataLoader | null;
   test: DataLoader;
 }
 
@@ -71,7 +71,7 @@ export async function loadPhaseData(split: Split, config: Config, plan: PhasePla
     split,
     evalCache,
     train: new DataLoader(split.train, { batchSize: config.batch_size, transform: trainTransform, cache: trainCache, shuffle: true, seed: config.seed }),
-    val: evalLoader(split.val.length > 0 ? split.val : split.test),
+    val: split.val.length > 0 ? evalLoader(split.val) : null,
     test: evalLoader(split.test),
   };
 }

@@ -22,7 +22,7 @@ import { readMetrics, type EpochMetrics, type GradNormRecord } from '../report/m
 import { EventWriter } from '../report/tensorboard';
 import { tsne } from '../report/tsne';
 import { cat, type Tensor } from '../tensor';
-import { comparisonRows } from './compare';
+import { clippedInterval, compareRuns, comparisonRows, formatPair, formatSpread, selectionNote } from './compare';
 import { readResults } from './results';
 import { loadRun, loadRunSplit } from './runs';
 
@@ -42,8 +42,14 @@ function epochRecords(runDir: string): EpochMetrics[] {
   return fs.existsSync(file) ? (readMetrics(file).filter((r) => r.kind === 'metrics') as EpochMetrics[]) : [];
 }
 
-function curve(records: EpochMetrics[], split: 'train' | 'val', metric: 'loss' | 'top1', name: string, dashed = false): LineSeries {
+function curve(records: EpochMetrics[], split: 'train' | 'val' | 'test', metric: 'loss' | 'top1', name: string, dashed = false): LineSeries {
   return { name, dashed, points: records.filter((r) => r.split === split).map((r) => [r.epoch, metric === 'top1' ? r.top1 * 100 : r.loss] as [number, number]) };
+}
+
+/** The held-out curve: validation, or (no validation part) the test figures watched per epoch. */
+function heldOutCurve(records: EpochMetrics[], metric: 'loss' | 'top1', prefix = '', dashed = false): LineSeries {
+  const validated = records.some((r) => r.split === 'val');
+  return curve(records, validated ? 'val' : 'test', metric, `${prefix}${validated ? 'val' : 'test (monitoring only, not used for selection)'}`, dashed);
 }
 
 /** Writes the PNGs and report.html of one run folder; returns the report's path. */
@@ -65,8 +71,8 @@ export async function writeRunReport(runDir: string, options: RunReportOptions =
   const own = epochRecords(runDir);
   const others = (options.overlay ?? []).map((dir) => ({ name: path.basename(dir), records: epochRecords(dir) }));
   for (const metric of ['loss', 'top1'] as const) {
-    const series = [curve(own, 'train', metric, 'train'), curve(own, 'val', metric, 'val')];
-    for (const o of others) series.push(curve(o.records, 'val', metric, `${o.name} val`, true));
+    const series = [curve(own, 'train', metric, 'train'), heldOutCurve(own, metric)];
+    for (const o of others) series.push(heldOutCurve(o.records, metric, `${o.name} `, true));
     await save(`${metric === 'loss' ? 'loss' : 'accuracy'}.png`, metric === 'loss' ? 'Loss per epoch' : 'Top-1 accuracy per epoch (%)', lineChart({
       title: `${results.run}: ${metric === 'loss' ? 'cross-entropy loss' : 'top-1 accuracy (%)'}`,
       xLabel: 'epoch',
@@ -119,7 +125,13 @@ export async function writeRunReport(runDir: string, options: RunReportOptions =
     images,
     perClassAccuracy: results.test.perClass.map((p) => ({ className: p.className, accuracy: p.accuracy, count: p.count })),
     misclassified,
-    notes: [`${results.test.count} test images; best validation top-1 ${(results.bestValTop1 * 100).toFixed(1)}%; phase-1 feature cache ${results.featureCache ? 'used' : 'not used'}.`],
+    notes: [
+      `${results.test.count} test images; ${
+        results.bestValTop1 === null
+          ? `selection: the final weights after ${results.epochs} epochs (no validation part; the per-epoch test figures were watched, never used to choose)`
+          : `selection: the best epoch by validation top-1 (${(results.bestValTop1 * 100).toFixed(1)}%)`
+      }; phase-1 feature cache ${results.featureCache ? 'used' : 'not used'}.`,
+    ],
   });
   log(`report: ${report}`);
   return report;
@@ -153,26 +165,42 @@ async function tsnePicture(runDir: string, pictures: string, maxPoints: number, 
   }
 }
 
-/** A report comparing runs: the results table and the validation curves of all of them. */
+/** A report comparing runs: the table over methods (mean ± std over seeds), the paired tests, the held-out curves. */
 export async function writeComparisonReport(runDirs: string[], outDir: string): Promise<string> {
   const results = runDirs.map((d) => readResults(d));
   fs.mkdirSync(outDir, { recursive: true });
   const images: ReportImage[] = [];
   for (const metric of ['top1', 'loss'] as const) {
-    const series: LineSeries[] = runDirs.map((dir, i) => ({ ...curve(epochRecords(dir), 'val', metric, results[i].run), dashed: results[i].phase === 'scratch' }));
+    const series: LineSeries[] = runDirs.map((dir, i) => heldOutCurve(epochRecords(dir), metric, `${results[i].run} `, results[i].phase === 'scratch'));
     const file = path.join(outDir, `compare-${metric}.png`);
-    fs.writeFileSync(file, await lineChart({ title: `validation ${metric === 'top1' ? 'top-1 (%)' : 'loss'}`, xLabel: 'epoch', yLabel: metric, series: series.filter((s) => s.points.length) }));
-    images.push({ caption: `Validation ${metric === 'top1' ? 'top-1 accuracy' : 'loss'} per epoch (scratch dashed)`, file });
+    fs.writeFileSync(file, await lineChart({ title: `held-out ${metric === 'top1' ? 'top-1 (%)' : 'loss'} per epoch`, xLabel: 'epoch', yLabel: metric, series: series.filter((s) => s.points.length) }));
+    images.push({ caption: `${metric === 'top1' ? 'Top-1 accuracy' : 'Loss'} per epoch on the validation part, or on the test part watched only when there is none (scratch dashed)`, file });
   }
+  const comparison = compareRuns(results);
   const last = results[results.length - 1];
   const report = path.join(outDir, 'compare.html');
+  const detail = (s: { n: number; std: number; interval: [number, number] | null }) =>
+    s.interval ? `± ${(s.std * 100).toFixed(1)} · 95% CI ${clippedInterval(s.interval).join('–')} (${s.n} seeds)` : undefined;
   writeReport(report, {
     title: 'finetorch comparison',
     config: { runs: runDirs },
-    comparison: comparisonRows(results).map(({ run, arch, ...row }) => ({ ...row, method: `${row.method} (${run})` })),
+    comparison: comparison.methods.map((m) => ({
+      method: `${m.method} (${m.recipe})`,
+      top1: m.top1.mean,
+      top5: m.top5.mean,
+      meanPerClassAccuracy: m.meanPerClassAccuracy.mean,
+      epochs: m.epochs,
+      wallTimeSeconds: m.wallSeconds,
+      spread: { top1: detail(m.top1), top5: detail(m.top5), meanPerClassAccuracy: detail(m.meanPerClassAccuracy) },
+    })),
     images,
     perClassAccuracy: last.test.perClass.map((p) => ({ className: p.className, accuracy: p.accuracy, count: p.count })),
-    notes: [`Per-class accuracy shown for ${last.run}.`],
+    notes: [
+      ...comparison.pairs.map(formatPair),
+      selectionNote(comparison.methods),
+      `Top-1 per method: ${comparison.methods.map((m) => `${m.recipe} ${formatSpread(m.top1)}`).join('; ')}.`,
+      `Per-class accuracy shown for ${last.run}.`,
+    ],
   });
   return report;
 }

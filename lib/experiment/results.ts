@@ -6,15 +6,26 @@ import { writeFileAtomic } from '../utils/atomic-write';
 import type { SinglePhase } from './config';
 import type { Evaluation } from './evaluate';
 
+/**
+ * How the tested weights were chosen: `final`, the weights after the configured epochs (the split
+ * has no validation part, and the test part decides nothing); `validation`, the epoch with the best
+ * validation top-1.
+ */
+export type Selection = 'final' | 'validation';
+
 export interface PhaseResult {
   run: string;
   runDir: string;
   phase: SinglePhase;
   arch: string;
+  /** The seed of the split and the initialisation. */
+  seed: number;
   epochs: number;
   wallSeconds: number;
   trainSeconds: number;
-  bestValTop1: number;
+  selection: Selection;
+  /** The best validation top-1 (selection 'validation'); null without a validation part. */
+  bestValTop1: number | null;
   featureCache: boolean;
   test: Omit<Evaluation, 'predictions' | 'confusion'>;
   checkpoints: { best: string; last: string };

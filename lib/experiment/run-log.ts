@@ -10,7 +10,10 @@ export interface EpochSummary {
   epoch: number;
   step: number;
   train: { loss: number; top1: number; top5: number };
+  /** The validation part's figures, or (no validation part) the test part's, watched only. */
   val: { loss: number; top1: number; top5: number };
+  /** True when `val` holds test figures kept for the curves, used for no decision. */
+  testMonitor: boolean;
   lr: number;
   imagesPerSecond: number;
 }
@@ -32,11 +35,13 @@ export class RunLog {
   epoch(e: EpochSummary): void {
     const common = { phase: e.phase, epoch: e.epoch, step: e.step };
     this.metrics.log({ ...common, split: 'train', ...e.train, lr: e.lr, imagesPerSecond: e.imagesPerSecond });
-    this.metrics.log({ ...common, split: 'val', ...e.val });
-    for (const [tag, value] of [
-      ['loss/train', e.train.loss], ['loss/val', e.val.loss], ['top1/train', e.train.top1], ['top1/val', e.val.top1],
-      ['top5/train', e.train.top5], ['top5/val', e.val.top5], ['lr', e.lr], ['images_per_second', e.imagesPerSecond],
-    ] as const) this.events.addScalar(tag, value, e.step);
+    const held = e.testMonitor ? 'test' : 'val';
+    this.metrics.log({ ...common, split: held, ...e.val });
+    const tag = e.testMonitor ? 'test_monitor' : 'val';
+    for (const [name, value] of [
+      ['loss/train', e.train.loss], [`loss/${tag}`, e.val.loss], ['top1/train', e.train.top1], [`top1/${tag}`, e.val.top1],
+      ['top5/train', e.train.top5], [`top5/${tag}`, e.val.top5], ['lr', e.lr], ['images_per_second', e.imagesPerSecond],
+    ] as const) this.events.addScalar(name, value, e.step);
     this.events.flush();
   }
 

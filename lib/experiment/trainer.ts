@@ -37,6 +37,11 @@ export interface RunHooks {
   resolveImagenetWeights?: (arch: string) => Promise<string>;
   /** Continue this run folder from its last checkpoint. */
   resumeDir?: string;
+  /**
+   * For audits: rewrites every evaluation of the test part before the trainer sees it (e.g. to
+   * invert or shuffle it), to show that no choice depends on test figures.
+   */
+  auditTestEvaluation?: (evaluation: Evaluation) => Evaluation;
 }
 
 export class InterruptedError extends Error {
@@ -77,11 +82,23 @@ interface PhaseRun {
   bestValTop1: number;
 }
 
-/** Runs the configured phase, or both stages of 'two-stage'. */
+/**
+ * Runs the configured phase, or both stages of 'two-stage'; with `seeds`, the whole recipe once
+ * per seed (its own split and head initialisation) into sibling run folders `<name>.seed<N>…`.
+ */
 export async function train(config: Config, hooks: RunHooks = {}): Promise<PhaseResult[]> {
+  if (!config.seeds) return trainRecipe(config, hooks);
+  const base = config.run_name ?? `${config.arch}-${config.phase}-${timestamp()}`;
+  const results: PhaseResult[] = [];
+  for (const seed of config.seeds) results.push(...(await trainRecipe({ ...config, seeds: null, seed, run_name: `${base}.seed${seed}` }, hooks)));
+  return results;
+}
+
+async function trainRecipe(config: Config, hooks: RunHooks): Promise<PhaseResult[]> {
   if (config.phase !== 'two-stage') return [await runPhase({ ...config, phase: config.phase }, hooks)];
   const base = config.run_name ?? `${config.arch}-two-stage-${timestamp()}`;
   const first = await runPhase({ ...config, phase: 'feature_extract', run_name: `${base}.feature_extract` }, hooks);
+  // phase 2 starts from phase 1's selected weights: its final ones, or its best by validation
   const second = await runPhase(
     { ...config, phase: 'finetune', run_name: `${base}.finetune`, init_checkpoint: first.checkpoints.best, epochs: config.finetune_epochs ?? config.epochs },
     hooks,
@@ -106,21 +123,26 @@ export async function runPhase(config: PhaseConfig, hooks: RunHooks = {}): Promi
       const trained = await trainOneEpoch(run, epoch);
       trainSeconds += trained.seconds;
       const imagesPerSecond = trained.images / trained.seconds;
-      const val = await validate(run, run.batches.val());
-      trained.progress.finish({ loss: trained.loss.toFixed(4), top1: pct(trained.top1), 'val top1': pct(val.top1), 'img/s': imagesPerSecond.toFixed(1) });
+      // The validation part decides (best epoch, plateau). Without one nothing is chosen by
+      // evaluation: the final weights are tested, and the test part is only watched for the curves.
+      const val = run.batches.val ? await validate(run, run.batches.val()) : undefined;
+      const watched = val ?? (await testEvaluation(run));
+      const heldOut: Record<string, string> = val ? { 'val top1': pct(val.top1) } : { 'test top1 (watched only)': pct(watched.top1) };
+      trained.progress.finish({ loss: trained.loss.toFixed(4), top1: pct(trained.top1), ...heldOut, 'img/s': imagesPerSecond.toFixed(1) });
       const lr = run.optimizer.getLr(0);
-      run.scheduler.step(run.scheduler.needsMetric ? val.top1 : undefined);
-      const isBest = val.top1 > run.bestValTop1;
-      if (isBest) run.bestValTop1 = val.top1;
-      if (isBest || epoch + 1 === config.epochs || (Date.now() - lastWrittenAt) / 1000 >= config.checkpoint_interval) {
+      run.scheduler.step(run.scheduler.needsMetric ? (val ?? trained).top1 : undefined);
+      const final = epoch + 1 === config.epochs;
+      const isBest = val ? val.top1 > run.bestValTop1 : final;
+      if (val && isBest) run.bestValTop1 = val.top1;
+      if (isBest || final || (Date.now() - lastWrittenAt) / 1000 >= config.checkpoint_interval) {
         await saveCheckpoint(run, epoch + 1, isBest);
         lastWrittenAt = Date.now();
         run.log(`[${run.folder.name}] checkpoint: epoch ${epoch + 1} written to last.pth${isBest ? ' (best.pth: the same file)' : ''}`);
       }
       run.runLog?.epoch({
-        phase: config.phase, epoch: epoch + 1, step: run.step, lr, imagesPerSecond,
+        phase: config.phase, epoch: epoch + 1, step: run.step, lr, imagesPerSecond, testMonitor: !val,
         train: { loss: trained.loss, top1: trained.top1, top5: trained.top5 },
-        val: { loss: val.loss, top1: val.top1, top5: val.top5 },
+        val: { loss: watched.loss, top1: watched.top1, top5: watched.top5 },
       });
     }
     return await testBestWeights(run, { wallStarted: started, trainSeconds });
@@ -146,7 +168,9 @@ async function setUpPhase(config: PhaseConfig, hooks: RunHooks): Promise<PhaseRu
   log(
     `[${folder.name}] ${config.phase} · ${config.arch} on ${device} · ${split.classes.length} classes · ` +
       `train ${split.train.length} / val ${split.val.length} / test ${split.test.length} images` +
-      (split.val.length === 0 ? ' (validating on the test part: the protocol has no validation set)' : ''),
+      (split.val.length === 0
+        ? ' (no validation part: the final weights are tested; per-epoch test figures are watched, never used to choose)'
+        : ` (validation carved out of the training images: best epoch by validation top-1; this changes the protocol)`),
   );
 
   const model = await createPhaseModel(config, plan, split.classes.length, device, hooks, log);
@@ -176,18 +200,21 @@ async function setUpPhase(config: PhaseConfig, hooks: RunHooks): Promise<PhaseRu
   }
 }
 
-/** Loads best.pth (the final weights when no epoch ran), tests it, and writes results.json and the report. */
+/**
+ * Loads the selected weights (best.pth: the best epoch by validation, or the final one), tests them
+ * and writes results.json and the report.
+ */
 async function testBestWeights(run: PhaseRun, time: { wallStarted: number; trainSeconds: number }): Promise<PhaseResult> {
   const { config, folder, split, model } = run;
   if (fs.existsSync(folder.best)) await model.loadStateDict((await loadCheckpoint(folder.best)).stateDict);
   else await saveCheckpoint(run, config.epochs, true);
-  const test = await validate(run, run.batches.test());
+  const test = await testEvaluation(run);
   run.runLog?.test(config.phase, config.epochs, run.step, test);
   const wallSeconds = (Date.now() - time.wallStarted) / 1000;
   const { predictions, confusion, ...summary } = test;
   const result: PhaseResult = {
-    run: folder.name, runDir: folder.dir, phase: config.phase, arch: config.arch, epochs: config.epochs, wallSeconds, trainSeconds: time.trainSeconds,
-    bestValTop1: run.bestValTop1, featureCache: run.batches.features, test: summary, checkpoints: { best: folder.best, last: folder.last },
+    run: folder.name, runDir: folder.dir, phase: config.phase, arch: config.arch, seed: config.seed, epochs: config.epochs, wallSeconds, trainSeconds: time.trainSeconds,
+    selection: run.batches.val ? 'validation' : 'final', bestValTop1: run.batches.val ? run.bestValTop1 : null, featureCache: run.batches.features, test: summary, checkpoints: { best: folder.best, last: folder.last },
   };
   run.log(`[${folder.name}] test: top-1 ${pct(test.top1)}  top-5 ${pct(test.top5)}  mean per-class ${pct(test.meanPerClass)}  (${test.count} images, ${wallSeconds.toFixed(1)} s)`);
   if (run.role.writer) {
@@ -295,6 +322,12 @@ function keptCheckpoint(folder: RunFolder): string {
 /** Loss, top-1/top-5, per-class accuracy and confusion matrix on validation or test batches. */
 function validate(run: PhaseRun, batches: LabelledBatches): Promise<Evaluation> {
   return evaluate(run.model, batches, run.split.classes, { features: run.batches.features });
+}
+
+/** The test part's figures: for the report and the curves, never for a choice. */
+async function testEvaluation(run: PhaseRun): Promise<Evaluation> {
+  const test = await validate(run, run.batches.test());
+  return run.hooks.auditTestEvaluation ? run.hooks.auditTestEvaluation(test) : test;
 }
 
 /** last.pth (and best.pth, the same file, when this is the best epoch), from the writing process only. */

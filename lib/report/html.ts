@@ -17,6 +17,8 @@ export interface ComparisonRow {
   epochs?: number;
   wallTimeSeconds?: number;
   note?: string;
+  /** Shown under an accuracy (e.g. `± 1.3 · 95% CI 69.0–75.2` over seeds), escaped. */
+  spread?: { top1?: string; top5?: string; meanPerClassAccuracy?: string };
 }
 
 export interface ReportImage {
@@ -166,7 +168,9 @@ function comparisonTable(rows: ComparisonRow[]): string {
   };
   const bests = { top1: best('top1'), top5: best('top5'), meanPerClassAccuracy: best('meanPerClassAccuracy') };
   const cell = (row: ComparisonRow, key: keyof typeof bests) =>
-    `<td class="num${row[key] !== undefined && row[key] === bests[key] ? ' best' : ''}">${percent(row[key])}</td>`;
+    `<td class="num${row[key] !== undefined && row[key] === bests[key] ? ' best' : ''}">${percent(row[key])}` +
+    (row.spread?.[key] ? `<br><small>${escapeHtml(row.spread[key])}</small>` : '') +
+    '</td>';
   const hasNotes = rows.some((r) => r.note);
   const body = rows
     .map(

@@ -72,9 +72,14 @@ describe('per-class (standard) protocol', () => {
   test('the test cap and validation images', () => {
     const big = fakeDataset([120, 40, 33]);
     const c = splitCounts(splitDataset(big, { kind: 'per-class', trainPerClass: 30, valPerClass: 5, testPerClass: 50 }, 1));
-    expect(c.train).toEqual([30, 30, 30]);
-    expect(c.val).toEqual([5, 5, 2]); // 33 - 30 = 3 held out: 2 val, 1 stays for test
-    expect(c.test).toEqual([50, 5, 1]);
+    // validation is carved out of the 30 training images; the test part is what it is without one
+    expect(c.train).toEqual([25, 25, 25]);
+    expect(c.val).toEqual([5, 5, 5]);
+    expect(c.test).toEqual([50, 10, 3]);
+    const without = splitDataset(big, { kind: 'per-class', trainPerClass: 30, testPerClass: 50 }, 1);
+    const withVal = splitDataset(big, { kind: 'per-class', trainPerClass: 30, valPerClass: 5, testPerClass: 50 }, 1);
+    expect(withVal.test).toEqual(without.test);
+    expect([...withVal.train, ...withVal.val].sort((a, b) => a.path.localeCompare(b.path))).toEqual([...without.train].sort((a, b) => a.path.localeCompare(b.path)));
     const all = splitCounts(splitDataset(big, { kind: 'per-class', testPerClass: null }, 1));
     expect(all.test).toEqual([90, 10, 3]);
   });
@@ -87,8 +92,9 @@ describe('per-class (standard) protocol', () => {
     expect(perClassCounts(31, p)).toEqual({ train: 30, val: 0, test: 1 });
     expect(perClassCounts(800, p)).toEqual({ train: 30, val: 0, test: 50 });
     const noTest = normalizeProtocol({ kind: 'per-class', testPerClass: 0, valPerClass: 3 });
-    expect(perClassCounts(20, noTest)).toEqual({ train: 20, val: 0, test: 0 });
-    expect(perClassCounts(35, noTest)).toEqual({ train: 30, val: 3, test: 0 });
+    expect(perClassCounts(20, noTest)).toEqual({ train: 17, val: 3, test: 0 });
+    expect(perClassCounts(35, noTest)).toEqual({ train: 27, val: 3, test: 0 });
+    expect(perClassCounts(3, normalizeProtocol({ kind: 'per-class', valPerClass: 5 }))).toEqual({ train: 1, val: 1, test: 1 });
   });
 
   test('deterministic for a seed, different for another, parts disjoint and within their class', () => {
@@ -171,7 +177,7 @@ describe('split manifest', () => {
     expect(text).toContain('"path":"Stripes/image_');
     expect(text).not.toContain(tmp);
     const m = await readSplitManifest(file);
-    expect(m.counts).toEqual({ train: 12, val: 4, test: 8 });
+    expect(m.counts).toEqual({ train: 8, val: 4, test: 12 });
     const back = await loadSplitManifest(file, scan);
     expect(back).toEqual(split);
   });

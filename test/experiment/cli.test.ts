@@ -38,7 +38,8 @@ describe('finetorch CLI', () => {
     const trained = await run('train', '--phase', 'scratch', '--weights', 'none', '--epochs', '2', '--data', data, '--out', path.join(dir, 'runs'), '--name', 'cli-scratch', ...small);
     expect(trained.err).toBe('');
     expect(trained.code).toBe(0);
-    expect(trained.out).toMatch(/\| from scratch \| resnet18 \| \d+\.\d% \| \d+\.\d% \|/);
+    expect(trained.out).toMatch(/\| from scratch \| resnet18 \| 1 \| \d+\.\d% \| \d+\.\d% \|/);
+    expect(trained.out).toContain('Selection: final weights (no validation part; the test images decided nothing).');
     const runDir = path.join(dir, 'runs', 'cli-scratch');
 
     const tested = await run('test', '--checkpoint', runDir, '--json', path.join(dir, 'eval.json'));
@@ -62,11 +63,32 @@ describe('finetorch CLI', () => {
 
     const compared = await run('compare', runDir, runDir, '--json', path.join(dir, 'rows.json'));
     expect(compared.code).toBe(0);
-    expect(compared.out).toContain('| method | arch | top-1 | top-5 | mean per-class | epochs | wall time | run |');
+    expect(compared.out).toContain('| method | arch | seeds | top-1 | top-5 | mean per-class | epochs | wall time | runs |');
     const rows = JSON.parse(fs.readFileSync(path.join(dir, 'rows.json'), 'utf8'));
     expect(rows).toHaveLength(2);
     expect(rows[0]).toMatchObject({ method: 'from scratch', arch: 'resnet18', epochs: 2 });
     expect(rows[0].top5).toBeGreaterThanOrEqual(rows[0].top1);
+  });
+
+  test('--seeds: one run folder per seed with its own split; compare gives mean ± std, intervals and the paired test', async () => {
+    const out = path.join(dir, 'runs');
+    const common = ['--phase', 'scratch', '--weights', 'none', '--epochs', '1', '--data', data, '--out', out, '--seeds', '0,1', ...small];
+    const a = await run('train', ...common, '--name', 'seeds-a');
+    expect(a.err).toBe('');
+    expect(a.code).toBe(0);
+    expect(a.out).toMatch(/\| from scratch \| resnet18 \| 2 \| \d+\.\d ± \d+\.\d% \(95% CI -?\d+\.\d–\d+\.\d\) \|/);
+    const splits = ['seeds-a.seed0', 'seeds-a.seed1'].map((name) => JSON.parse(fs.readFileSync(path.join(out, name, 'split.json'), 'utf8')));
+    expect(splits.map((s) => s.seed)).toEqual([0, 1]);
+    expect(splits[0].parts.test).toHaveLength(9);
+    expect(splits[0].parts.test).not.toEqual(splits[1].parts.test);
+    const b = await run('train', ...common, '--name', 'seeds-b', '--lr', '0.05');
+    expect(b.code).toBe(0);
+    const compared = await run('compare', ...['seeds-a.seed0', 'seeds-a.seed1', 'seeds-b.seed0', 'seeds-b.seed1'].map((n) => path.join(out, n)));
+    expect(compared.code).toBe(0);
+    expect(compared.out).toMatch(/seeds-a − seeds-b: [+−]\d+\.\d points top-1 \(95% CI [+−]\d+\.\d\.\.[+−]\d+\.\d, McNemar p = [\d.e+-]+; 18 paired test images, 2 seeds\)/);
+    const badSeeds = await run('train', '--seeds', '1,1');
+    expect(badSeeds.code).toBe(2);
+    expect(badSeeds.err).toContain("expected different non-negative integers separated by commas, got '1,1'");
   });
 
   test('bad flags and configs exit with 2 and say what is wrong', async () => {

@@ -11,6 +11,7 @@ const typeChecks: Array<true> = [
   true as Equal<Config['amp'], boolean | 'fp16' | 'bf16'>,
   true as Equal<Config['head_lr'], number | null>,
   true as Equal<Config['run_name'], string | null>,
+  true as Equal<Config['seeds'], number[] | null>,
   true as Equal<Config['augmentation'], { random_crop: boolean; horizontal_flip: boolean; color_jitter: number }>,
   true as Equal<keyof Config, keyof typeof SCHEMA>,
 ];
@@ -46,6 +47,9 @@ describe('resolveConfig', () => {
     expect(() => resolveConfig({ overrides: { arch: 'alexnet', head: 'conv1x1' } })).toThrow("head 'conv1x1' needs a ResNet");
     expect(() => resolveConfig({ overrides: { image_size: 300 } })).toThrow('resize (256) must be at least image_size (300)');
     expect(() => resolveConfig({ config: '/nonexistent.yaml' })).toThrow("cannot read config '/nonexistent.yaml': no such file");
+    expect(() => resolveConfig({ overrides: { seeds: [0, 0] } })).toThrow('expected a non-empty list of different integers between 0 and 4294967295 for seeds but received an array of length 2');
+    expect(() => resolveConfig({ overrides: { seeds: 3 } })).toThrow('for seeds but received 3 of type number');
+    expect(resolveConfig({ overrides: { seeds: [2, 0, 1] } }).seeds).toEqual([2, 0, 1]);
     expect(() => resolveConfig({ overrides: { epochs: 2 } })).not.toThrow(ConfigError);
   });
 

@@ -40,7 +40,7 @@ beforeAll(async () => {
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
 
 describe('train', () => {
-  test('two-stage: feature_extract on cached features, then finetune from its best; losses fall; frozen weights untouched', async () => {
+  test('two-stage: feature_extract on cached features, then finetune from its final weights; losses fall; frozen weights untouched', async () => {
     setNumThreads(1);
     const [fe, ft] = await train(config({ phase: 'two-stage', weights, run_name: 'two', epochs: 4, threads: 2 }), quiet);
     expect(getNumThreads()).toBe(2); // the head-only epochs ran on one thread; the phase's count is back
@@ -97,10 +97,11 @@ describe('train', () => {
   });
 
   test('checkpoint_interval: last.pth only after a new best and the final epoch; best.pth is a link, not a copy', async () => {
-    // frozen backbone and learning rate 0: validation never improves after epoch 1
-    const written = (interval: number, name: string) => async () => {
+    // frozen backbone and learning rate 0: validation (carved from the training images) never improves after epoch 1
+    const written = (interval: number, name: string, validation = 2) => async () => {
       const lines: string[] = [];
-      const [result] = await train(config({ phase: 'feature_extract', weights, run_name: name, epochs: 4, learning_rate: 0, checkpoint_interval: interval }), { log: (l) => lines.push(l) });
+      const overrides = { phase: 'feature_extract', weights, run_name: name, epochs: 4, learning_rate: 0, checkpoint_interval: interval, 'data.val_per_class': validation };
+      const [result] = await train(config(overrides), { log: (l) => lines.push(l) });
       return { result, epochs: lines.filter((l) => l.includes('checkpoint:')).map((l) => Number(/epoch (\d+)/.exec(l)![1])) };
     };
     const sparse = await written(1e6, 'sparse')();
@@ -111,6 +112,11 @@ describe('train', () => {
     expect((await loadCheckpoint(best)).epoch).toBe(1);
     expect((await loadCheckpoint(last)).epoch).toBe(4);
     expect(fs.statSync(best).ino).not.toBe(fs.statSync(last).ino); // last.pth was replaced, best.pth kept epoch 1
+    // without a validation part nothing is "best": only the final epoch is written, and tested
+    const final = await written(1e6, 'final', 0)();
+    expect(final.epochs).toEqual([4]);
+    expect((await loadCheckpoint(final.result.checkpoints.best)).epoch).toBe(4);
+    expect(fs.statSync(final.result.checkpoints.best).ino).toBe(fs.statSync(final.result.checkpoints.last).ino);
   });
 
   test('resume continues exactly where the run stopped', async () => {
