@@ -112,14 +112,28 @@ OptimizerWrap::OptimizerWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<
   });
 }
 
+torch::optim::Optimizer& OptimizerWrap::live(Napi::Env env) const {
+  if (!optimizer_) throw Napi::Error::New(env, "Optimizer was used after dispose()");
+  return *optimizer_;
+}
+
+torch::optim::OptimizerParamGroup& OptimizerWrap::group(Napi::Env env, Napi::Value value) const {
+  auto& groups = live(env).param_groups();
+  double index = value.IsNumber() ? value.As<Napi::Number>().DoubleValue() : -1;
+  if (!(index >= 0 && index < static_cast<double>(groups.size()) && index == static_cast<double>(static_cast<size_t>(index)))) {
+    throw Napi::RangeError::New(env, "Expected a parameter group index below " + std::to_string(groups.size()));
+  }
+  return groups[static_cast<size_t>(index)];
+}
+
 Napi::Value OptimizerWrap::getLr(const Napi::CallbackInfo& info) {
-  auto& group = optimizer_->param_groups().at(info[0].As<Napi::Number>().Uint32Value());
-  return Napi::Number::New(info.Env(), group.options().get_lr());
+  return Napi::Number::New(info.Env(), group(info.Env(), info[0]).options().get_lr());
 }
 
 Napi::Value OptimizerWrap::setLr(const Napi::CallbackInfo& info) {
-  auto& group = optimizer_->param_groups().at(info[0].As<Napi::Number>().Uint32Value());
-  group.options().set_lr(info[1].As<Napi::Number>().DoubleValue());
+  auto& options = group(info.Env(), info[0]).options();
+  if (!info[1].IsNumber()) throw Napi::TypeError::New(info.Env(), "Expected a number for lr");
+  options.set_lr(info[1].As<Napi::Number>().DoubleValue());
   return info.Env().Undefined();
 }
 
@@ -131,7 +145,7 @@ Napi::Value OptimizerWrap::groupCount(const Napi::CallbackInfo& info) {
 // index counting parameters group by group as PyTorch's optimizer state_dict does.
 Napi::Value OptimizerWrap::stateEntries(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  auto& state = optimizer_->state();
+  auto& state = live(env).state();
   auto result = Napi::Array::New(env);
   uint32_t n = 0;
   for (size_t i = 0; i < ordered_.size(); i++) {
@@ -167,7 +181,7 @@ Napi::Value OptimizerWrap::loadStateEntries(const Napi::CallbackInfo& info) {
       if (!t.sizes().equals(like.sizes())) throw std::invalid_argument(std::string("optimizer state ") + key + " has the wrong shape");
       return t.to(like.device(), like.scalar_type()).clone();
     };
-    auto& state = optimizer_->state();
+    auto& state = live(env).state();
     state.clear();
     for (uint32_t i = 0; i < entries.Length(); i++) {
       auto e = entries.Get(i).As<Napi::Object>();

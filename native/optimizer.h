@@ -29,6 +29,11 @@ class OptimizerWrap : public Napi::ObjectWrap<OptimizerWrap> {
   Napi::Value loadStateEntries(const Napi::CallbackInfo& info);
   Napi::Value dispose(const Napi::CallbackInfo& info);
 
+  // The optimizer, or a JS Error when dispose() has run (never a null dereference).
+  torch::optim::Optimizer& live(Napi::Env env) const;
+  // The parameter group at `value`, range-checked.
+  torch::optim::OptimizerParamGroup& group(Napi::Env env, Napi::Value value) const;
+
   std::string type_;
   std::shared_ptr<Net> net_;
   std::shared_ptr<torch::optim::Optimizer> optimizer_;

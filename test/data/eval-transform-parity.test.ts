@@ -2,7 +2,8 @@
 // (the ImageNet eval transform), and Resize(256) alone (our train-time pre-resize), measured as
 // the mean absolute difference per channel value (0-255 scale) over real Caltech-101 images.
 // Reference: Debian's /usr/bin/python3 with python3-torchvision 0.14 and PIL (not the python3 on
-// PATH). Needs CALTECH101_DIR; skipped with a message otherwise.
+// PATH). Needs CALTECH101_DIR (the folder holding 101_ObjectCategories, or that folder itself);
+// skipped with a message otherwise.
 //
 // Measured on the 820 images of caltech101-mini (kernel for reductions; enlargements go through
 // the bilinear affine path and do not depend on it), eval transform:
@@ -19,8 +20,9 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { decodeImage, RESAMPLE_KERNELS, type DecodeOptions } from '../../lib/data/decode';
 import { mapPool } from '../../lib/data/pool';
+import { announceSkip, caltech101Dir } from '../helpers/caltech101-dir';
 
-const ROOT = process.env.CALTECH101_DIR;
+const real = caltech101Dir();
 const PYTHON = '/usr/bin/python3';
 const SCRIPT = path.join(__dirname, 'torchvision_eval_transform.py');
 
@@ -29,12 +31,12 @@ function torchvisionAvailable(): boolean {
   return spawnSync(PYTHON, ['-c', 'import torchvision, PIL, numpy'], { stdio: 'ignore', timeout: 60000 }).status === 0;
 }
 
-const skipReason = !ROOT
-  ? 'CALTECH101_DIR not set: skipping the torchvision parity test'
+const skipReason = real.skip
+  ? `${real.skip}: skipping the torchvision parity test`
   : !torchvisionAvailable()
     ? `${PYTHON} cannot import torchvision, PIL and numpy (Debian: apt install python3-torchvision): skipping the torchvision parity test`
     : undefined;
-if (skipReason) console.log(skipReason);
+if (skipReason) announceSkip(skipReason);
 const describeParity = skipReason ? describe.skip : describe;
 
 interface Reference {
@@ -85,10 +87,10 @@ async function compare(paths: string[], refs: Reference[], options: DecodeOption
 }
 
 describeParity('decode parity with torchvision (PIL, bilinear with antialias)', () => {
-  const categories = path.join(ROOT ?? '', '101_ObjectCategories');
+  const categories = real.categories ?? '';
   // A few dozen real images: the first of every third folder, plus the archive's extremes.
   const paths = (() => {
-    if (!ROOT) return [];
+    if (skipReason) return [];
     const folders = fs.readdirSync(categories).sort();
     const picked = folders.filter((_, i) => i % 3 === 0).map((c) => path.join(categories, c, fs.readdirSync(path.join(categories, c)).sort()[0]));
     const extremes = ['flamingo/image_0002.jpg', 'ceiling_fan/image_0021.jpg', 'BACKGROUND_Google/image_0273.jpg', 'car_side/image_0001.jpg']

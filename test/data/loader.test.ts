@@ -2,6 +2,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { DataLoader, EVAL_DECODE, evalTransform, ImageCache, scanDataset, splitDataset, TRAIN_DECODE, trainTransform } from '../../lib';
+import { announceSkip, caltech101Dir } from '../helpers/caltech101-dir';
 import { createSyntheticDataset } from '../helpers/synthetic-dataset';
 
 let dir: string;
@@ -72,7 +73,8 @@ describe('DataLoader', () => {
   });
 });
 
-const realRoot = process.env.CALTECH101_DIR;
+const real = caltech101Dir();
+const realRoot = real.root;
 (realRoot ? describe : describe.skip)('DataLoader on real Caltech-101 images ($CALTECH101_DIR)', () => {
   test('grayscale, tiny and huge images all come out as normalised 3-channel batches', async () => {
     const scan = await scanDataset(realRoot!, { warn: () => undefined });
@@ -83,4 +85,4 @@ const realRoot = process.env.CALTECH101_DIR;
     expect(Number.isFinite(batch.sum)).toBe(true);
   });
 });
-if (!realRoot) console.log('CALTECH101_DIR not set: skipping real-data loader tests');
+if (real.skip) announceSkip(`${real.skip}: skipping real-data loader tests`);

@@ -1,6 +1,6 @@
 // Tests on the real Caltech-101 images, when CALTECH101_DIR points at a folder holding
-// 101_ObjectCategories (the full archive or the 8-per-class mini copy). Never copy those images
-// into the project.
+// 101_ObjectCategories or at that folder itself (the full archive or the 8-per-class mini copy).
+// Never copy those images into the project.
 
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -8,13 +8,15 @@ import sharp from 'sharp';
 import { BACKGROUND_CLASS, countPerClass, scanDataset } from '../../lib/data/caltech101';
 import { decodeImage, decodeMany, EVAL_DECODE, resizedSize, TRAIN_DECODE } from '../../lib/data/decode';
 import { splitCounts, splitDataset } from '../../lib/data/splits';
+import { announceSkip, caltech101Dir } from '../helpers/caltech101-dir';
 
-const ROOT = process.env.CALTECH101_DIR;
-if (!ROOT) console.log('CALTECH101_DIR not set: skipping real-data tests');
-const describeReal = ROOT ? describe : describe.skip;
+const real = caltech101Dir();
+if (real.skip) announceSkip(`${real.skip}: skipping real-data tests`);
+const describeReal = real.skip ? describe.skip : describe;
+const ROOT = real.root;
 
 describeReal('real Caltech-101 images (CALTECH101_DIR)', () => {
-  const categories = path.join(ROOT ?? '', '101_ObjectCategories');
+  const categories = real.categories ?? '';
   const img = (rel: string): string => path.join(categories, rel);
 
   test('101 classes in code-unit order, background excluded, every file found', async () => {

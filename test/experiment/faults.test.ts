@@ -4,6 +4,7 @@ import { spawn, spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
+import * as readline from 'readline';
 import { createModel, loadCheckpoint, loadTorchFile, resolveConfig, saveTorchFile, train, type Config } from '../../lib';
 import { createSyntheticDataset } from '../helpers/synthetic-dataset';
 
@@ -34,13 +35,25 @@ const cliArgs = (name: string, epochs: number) => [
   '--set', 'report=false', '--batch-size', '4', '--device', 'cpu',
 ];
 
-async function waitFor(file: string, timeoutMs: number): Promise<void> {
+// Limits that only stop a hang: each test below starts the CLI (libtorch and all) once or twice,
+// which took up to 2.5 minutes on a loaded 2-core machine (30 s to the first checkpoint, a minute
+// for the resumed run).
+const PROCESS_TEST_MS = 600_000;
+
+/** Polls until `done()` holds. */
+async function waitUntil(what: string, done: () => boolean, timeoutMs = 240_000): Promise<void> {
   const until = Date.now() + timeoutMs;
-  while (!fs.existsSync(file)) {
-    if (Date.now() > until) throw new Error(`${file} did not appear within ${timeoutMs} ms`);
+  while (!done()) {
+    if (Date.now() > until) throw new Error(`${what} did not happen within ${timeoutMs} ms`);
     await new Promise((r) => setTimeout(r, 50));
   }
 }
+
+const waitFor = (file: string) => waitUntil(`${file} to appear`, () => fs.existsSync(file));
+const inode = (file: string) => fs.statSync(file, { throwIfNoEntry: false })?.ino;
+
+/** Resolves with the exit code once the child has exited and its output streams are read to the end. */
+const closed = (child: ReturnType<typeof spawn>) => new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
 
 function finiteWeights(state: Map<string, { dtype: string; toTypedArray(): ArrayLike<number | bigint> }>): boolean {
   for (const t of state.values()) {
@@ -59,53 +72,71 @@ if (!haveDist) console.log('dist/ not built (run npm test, which compiles it): s
     const child = spawn(process.execPath, cliArgs('sigint', 200), { stdio: ['ignore', 'pipe', 'pipe'] });
     let stderr = '';
     child.stderr.on('data', (d) => (stderr += d));
-    await waitFor(path.join(runDir, 'checkpoints', 'last.pth'), 60000);
+    const exit = closed(child); // 'close', not 'exit': all of stderr has arrived by then
+    await waitFor(path.join(runDir, 'checkpoints', 'last.pth'));
     child.kill('SIGINT');
-    const code = await new Promise<number | null>((resolve) => child.on('exit', (c) => resolve(c)));
+    const code = await exit;
     expect(code).toBe(130);
     expect(stderr).toContain('SIGINT: finishing the current step');
     expect(stderr).toMatch(/interrupted: the current step finished and .*last\.pth was written; continue with --resume/);
     const last = await loadCheckpoint(path.join(runDir, 'checkpoints', 'last.pth'));
     expect(last.step).toBeGreaterThan(0);
-    const resumed = spawnSync(process.execPath, [cli, 'train', '--resume', runDir, '--epochs', String(last.epoch + 1), '--quiet'], { encoding: 'utf8', timeout: 120000 });
+    const resumed = spawnSync(process.execPath, [cli, 'train', '--resume', runDir, '--epochs', String(last.epoch + 1), '--quiet'], { encoding: 'utf8', timeout: 300_000 });
     expect(resumed.stderr).toBe('');
     expect(resumed.status).toBe(0);
     expect(JSON.parse(fs.readFileSync(path.join(runDir, 'results.json'), 'utf8')).epochs).toBe(last.epoch + 1);
-  });
+  }, PROCESS_TEST_MS);
 
   test('kill -9 while checkpoints are written: the file always holds a whole checkpoint', async () => {
     const file = path.join(dir, 'atomic.pth');
     const model = createModel('resnet18', { numClasses: 3 });
     await saveTorchFile(file, new Map([['state_dict', model.stateDict()], ['version', 0]]));
     model.dispose();
+    // The child says when each write is done; it is killed once it has finished round + 1 of them,
+    // so while it is under way in the next one, however fast or loaded the machine is.
     const writer = `
       const { createModel, saveTorchFile } = require(${JSON.stringify(path.join(root, 'dist', 'lib'))});
       (async () => {
         const model = createModel('resnet18', { numClasses: 3 });
-        for (let i = 1; ; i++) await saveTorchFile(${JSON.stringify(file)}, new Map([['state_dict', model.stateDict()], ['version', i]]));
+        for (let i = 1; ; i++) {
+          await saveTorchFile(${JSON.stringify(file)}, new Map([['state_dict', model.stateDict()], ['version', i]]));
+          console.log('wrote ' + i);
+        }
       })();`;
     for (let round = 0; round < 5; round++) {
-      const child = spawn(process.execPath, ['-e', writer], { stdio: 'ignore' });
-      await new Promise((r) => setTimeout(r, 700 + round * 137));
+      const child = spawn(process.execPath, ['-e', writer], { stdio: ['ignore', 'pipe', 'inherit'] });
+      const exit = new Promise((resolve) => child.on('exit', resolve)); // stdout is left unread after the break
+      let written = 0;
+      for await (const line of readline.createInterface({ input: child.stdout! })) {
+        written = Number(line.split(' ')[1]);
+        if (written >= round + 1) break;
+      }
       child.kill('SIGKILL');
-      await new Promise((r) => child.on('exit', r));
+      await exit;
+      expect(written).toBe(round + 1);
       const loaded = (await loadTorchFile(file)).value as Map<string, unknown>;
       expect((loaded.get('state_dict') as Map<string, unknown>).size).toBe(122);
+      expect(loaded.get('version')).toBeGreaterThanOrEqual(written);
     }
-  });
+  }, PROCESS_TEST_MS);
 
   test('kill -9 during training: --resume continues from the last checkpoint', async () => {
     const runDir = path.join(dir, 'runs', 'killed');
-    const child = spawn(process.execPath, cliArgs('killed', 200), { stdio: 'ignore' });
-    await waitFor(path.join(runDir, 'checkpoints', 'last.pth'), 60000);
-    await new Promise((r) => setTimeout(r, 300));
+    // a checkpoint after every epoch; killed once last.pth has been replaced by a second one, so in
+    // the middle of training (and often of a checkpoint write)
+    const child = spawn(process.execPath, [...cliArgs('killed', 200), '--set', 'checkpoint_interval=0'], { stdio: 'ignore' });
+    const exit = closed(child);
+    const lastPth = path.join(runDir, 'checkpoints', 'last.pth');
+    await waitFor(lastPth);
+    const firstInode = inode(lastPth);
+    await waitUntil('a second last.pth', () => inode(lastPth) !== firstInode);
     child.kill('SIGKILL');
-    await new Promise((r) => child.on('exit', r));
+    await exit;
     const last = await loadCheckpoint(path.join(runDir, 'checkpoints', 'last.pth'));
     const [result] = await train({ ...config({ phase: 'scratch', run_name: 'killed' }), epochs: last.epoch + 1 }, { log: () => undefined, resumeDir: runDir });
     expect(result.epochs).toBe(last.epoch + 1);
     expect(fs.readdirSync(path.join(runDir, 'checkpoints')).filter((f) => f.includes('.tmp-'))).toEqual([]);
-  });
+  }, PROCESS_TEST_MS);
 });
 
 describe('the disk', () => {
