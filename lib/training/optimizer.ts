@@ -54,6 +54,8 @@ export class Optimizer implements LrGroups {
   /** @internal */
   readonly native: NativeOptimizer;
   readonly groups: ReadonlyArray<Readonly<NativeParamGroup>>;
+  /** trainStep calls on this optimizer not yet settled: they update its state on the compute thread. */
+  private stepsInFlight = 0;
 
   constructor(model: Model, options: OptimizerOptions) {
     const opts = plainObject('optimizer options', options);
@@ -122,8 +124,27 @@ export class Optimizer implements LrGroups {
     return group;
   }
 
+  /** @internal trainStep marks its step in flight; the returned function ends it. */
+  beginStep(): () => void {
+    this.stepsInFlight++;
+    let ended = false;
+    return () => {
+      if (ended) return;
+      ended = true;
+      this.stepsInFlight--;
+    };
+  }
+
+  /** State is read and replaced on this thread while queued steps change it on the compute thread: not at once. */
+  private checkIdle(what: string): void {
+    if (this.stepsInFlight > 0) {
+      throw new Error(`Optimizer state cannot be ${what} while ${this.stepsInFlight} trainStep call(s) on it are in flight; await them first`);
+    }
+  }
+
   /** PyTorch's layout (state by parameter index, param_groups), plus the parameter names. */
   stateDict(): OptimizerState {
+    this.checkIdle('read');
     const state = new Map<number, Map<string, Tensor | number>>();
     for (const entry of this.native.stateEntries()) {
       const fields = new Map<string, Tensor | number>();
@@ -146,6 +167,7 @@ export class Optimizer implements LrGroups {
 
   /** Restores stateDict() output (also after a trip through a checkpoint file, where dicts are Maps). */
   loadStateDict(saved: OptimizerState | Map<string, unknown>): void {
+    this.checkIdle('loaded');
     const get = (key: string): unknown => (saved instanceof Map ? saved.get(key) : (saved as unknown as Record<string, unknown>)[key]);
     const type = get('type');
     if (type !== this.type) throw new Error(`optimizer state is for '${String(type)}' but this optimizer is '${this.type}'`);

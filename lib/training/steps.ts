@@ -106,7 +106,13 @@ export async function trainStep(model: Model, optimizer: Optimizer, images: Tens
     scalers.set(optimizer, scaler);
     opts.lossScale = scaler.scale;
   }
-  const result = await native().trainStep(model.native, optimizer.native, images.native, labels.native, opts);
+  const release = optimizer.beginStep();
+  let result: StepResult;
+  try {
+    result = await native().trainStep(model.native, optimizer.native, images.native, labels.native, opts);
+  } finally {
+    release();
+  }
   scaler?.update(result.skipped === true);
   return result;
 }
