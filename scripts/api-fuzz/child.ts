@@ -11,10 +11,10 @@
 //
 // One child runs many sequences; it is replaced after a crash, abort or hang, and every
 // `recycleAfter` sequences.
-import { spawn, type ChildProcess } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
 import { createSyntheticDataset } from '../../lib/data/synthetic';
+import { findPrlimit, IpcChild } from '../fuzz/child-process';
 import { DATASET_FOLDER, type Sequence, type SequenceStats } from './calls';
 import type { ChildMessage, RunMessage } from './worker';
 
@@ -52,19 +52,7 @@ export interface ChildOptions {
   scratch: string;
 }
 
-function findPrlimit(): string | undefined {
-  for (const dir of (process.env.PATH ?? '').split(path.delimiter).concat(['/usr/bin', '/bin'])) {
-    const p = path.join(dir, 'prlimit');
-    if (fs.existsSync(p)) return p;
-  }
-  return undefined;
-}
-
-class Child {
-  readonly proc: ChildProcess;
-  readonly ready: Promise<void>;
-  stderr = '';
-  exited = false;
+class Child extends IpcChild {
   sequences = 0;
 
   constructor(options: ChildOptions) {
@@ -73,35 +61,7 @@ class Child {
     const nodeArgs = ['--max-old-space-size=2048', '--expose-gc', ...(options.nodeArgs ?? [])];
     const argv = [...nodeArgs, ...(options.workerArgv ?? [WORKER_SCRIPT])];
     const [command, args] = asLimitMb > 0 ? [prlimit!, [`--as=${asLimitMb * 2 ** 20}`, process.execPath, ...argv]] : [process.execPath, argv];
-    this.proc = spawn(command, args, {
-      stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
-      env: { ...process.env, FINETORCH_API_FUZZ_DIR: options.scratch, FINETORCH_API_FUZZ_THREADS: String(options.threads ?? 1) },
-    });
-    this.proc.stderr!.on('data', (chunk: Buffer) => {
-      this.stderr = (this.stderr + chunk.toString('utf8')).slice(-8000);
-    });
-    this.proc.on('exit', () => (this.exited = true));
-    this.proc.on('error', () => (this.exited = true));
-    this.ready = new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`api-fuzz worker did not start in 180 s: ${this.stderr}`)), 180000);
-      const onMessage = (m: ChildMessage) => {
-        if (m?.type !== 'ready') return;
-        clearTimeout(timer);
-        this.proc.off('exit', onExit);
-        this.proc.off('message', onMessage);
-        resolve();
-      };
-      const onExit = (code: number | null, signal: string | null) => {
-        clearTimeout(timer);
-        reject(new Error(`api-fuzz worker exited while starting (${signal ?? `code ${code}`}): ${this.stderr.trim() || 'no output'}`));
-      };
-      this.proc.on('message', onMessage);
-      this.proc.once('exit', onExit);
-    });
-  }
-
-  kill(): void {
-    if (!this.exited) this.proc.kill('SIGKILL');
+    super(command, args, { FINETORCH_API_FUZZ_DIR: options.scratch, FINETORCH_API_FUZZ_THREADS: String(options.threads ?? 1) }, 'api-fuzz worker', 180000);
   }
 
   run(id: number, sequence: Sequence, timeoutMs: number): Promise<SequenceResult & { replace: boolean }> {

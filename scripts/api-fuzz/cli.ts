@@ -18,6 +18,7 @@
 //   --replay FILE      run one regression file's sequence and print the result
 //   --quiet            no progress lines
 import * as fs from 'fs';
+import { flagReader } from '../fuzz/child-process';
 import type { Sequence } from './calls';
 import { replaySequence, runApiFuzz, summaryLine, type ApiFuzzOptions, type RegressionFile } from './runner';
 
@@ -25,16 +26,7 @@ function parseArgs(argv: string[]): { options: ApiFuzzOptions; json?: string; re
   const options: ApiFuzzOptions = {};
   let json: string | undefined;
   let replay: string | undefined;
-  const value = (i: number, name: string): string => {
-    const v = argv[i + 1];
-    if (v === undefined) throw new Error(`${name} needs a value`);
-    return v;
-  };
-  const int = (v: string, name: string, min = 0): number => {
-    const n = Number(v);
-    if (!Number.isInteger(n) || n < min) throw new Error(`${name} must be an integer >= ${min}, got '${v}'`);
-    return n;
-  };
+  const { value, int } = flagReader(argv);
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     switch (a) {

@@ -17,6 +17,7 @@
 //   --replay FILE --format F   run one file through format F's loader
 //   --quiet            no progress lines
 import * as path from 'path';
+import { flagReader } from './child-process';
 import { FORMATS, type FuzzFormat } from './formats';
 import { FINDINGS, formatTable } from './report';
 import { runFuzz, type FuzzOptions } from './runner';
@@ -25,16 +26,7 @@ import { Worker, workerCommand } from './worker-process';
 function parseArgs(argv: string[]): { options: FuzzOptions; replay?: string } {
   const options: FuzzOptions = {};
   let replay: string | undefined;
-  const value = (i: number, name: string): string => {
-    const v = argv[i + 1];
-    if (v === undefined) throw new Error(`${name} needs a value`);
-    return v;
-  };
-  const int = (v: string, name: string, min = 0): number => {
-    const n = Number(v);
-    if (!Number.isInteger(n) || n < min) throw new Error(`${name} must be an integer >= ${min}, got '${v}'`);
-    return n;
-  };
+  const { value, int } = flagReader(argv);
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     switch (a) {

@@ -1,9 +1,9 @@
 // The parent's handle on one worker child process: starts it (under prlimit's address-space limit
 // when available), sends it one input at a time, and turns its answer, death, silence or memory
 // growth into an outcome (accepted, rejected, crash, hang, big-alloc, bad-error).
-import { spawn, type ChildProcess } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
+import { findPrlimit, IpcChild } from './child-process';
 import type { FuzzFormat } from './formats';
 import type { Outcome } from './report';
 import type { LoadMessage, ResultMessage } from './worker';
@@ -30,49 +30,12 @@ function readRss(pid: number): number {
   }
 }
 
-function findPrlimit(): string | undefined {
-  for (const dir of (process.env.PATH ?? '').split(path.delimiter).concat(['/usr/bin', '/bin'])) {
-    const p = path.join(dir, 'prlimit');
-    if (fs.existsSync(p)) return p;
-  }
-  return undefined;
-}
-
-export class Worker {
-  readonly proc: ChildProcess;
-  readonly ready: Promise<void>;
-  stderr = '';
+export class Worker extends IpcChild {
   tasks = 0;
-  exited = false;
   private nextId = 0;
 
   constructor(command: string, args: string[]) {
-    this.proc = spawn(command, args, { stdio: ['ignore', 'ignore', 'pipe', 'ipc'], env: { ...process.env, FINETORCH_FUZZ_WORKER: '1' } });
-    this.proc.stderr!.on('data', (chunk: Buffer) => {
-      this.stderr = (this.stderr + chunk.toString('utf8')).slice(-8000);
-    });
-    this.proc.on('exit', () => (this.exited = true));
-    this.proc.on('error', () => (this.exited = true));
-    this.ready = new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`worker did not start in 120 s: ${this.stderr}`)), 120000);
-      const onMessage = (m: { type?: string }) => {
-        if (m?.type !== 'ready') return;
-        clearTimeout(timer);
-        this.proc.off('exit', onExit);
-        this.proc.off('message', onMessage);
-        resolve();
-      };
-      const onExit = (code: number | null, signal: string | null) => {
-        clearTimeout(timer);
-        reject(new Error(`worker exited while starting (${signal ?? `code ${code}`}): ${this.stderr.trim() || 'no output'}`));
-      };
-      this.proc.on('message', onMessage);
-      this.proc.once('exit', onExit);
-    });
-  }
-
-  kill(): void {
-    if (!this.exited) this.proc.kill('SIGKILL');
+    super(command, args, { FINETORCH_FUZZ_WORKER: '1' }, 'worker', 120000);
   }
 
   run(format: FuzzFormat, file: string, index: number, timeoutMs: number, rssCap: number): Promise<TaskResult> {
