@@ -45,7 +45,8 @@ export interface MethodSummary {
   arch: string;
   runs: RunResults[];
   seeds: number[];
-  selection: Selection[];
+  /** How each run's tested weights were chosen; undefined for runs written before it was recorded. */
+  selection: Array<Selection | undefined>;
   top1: Spread;
   top5: Spread;
   meanPerClassAccuracy: Spread;
@@ -79,7 +80,8 @@ export function compareRuns(results: RunResults[]): Comparison {
     arch: runs[0].arch,
     runs,
     seeds: runs.map((r) => r.seed ?? 0),
-    selection: [...new Set(runs.map((r) => r.selection ?? 'validation'))],
+    // results.json written before the selection was recorded has none: said as unknown, not guessed
+    selection: [...new Set(runs.map((r) => r.selection))],
     top1: spread(runs.map((r) => r.test.top1)),
     top5: spread(runs.map((r) => r.test.top5)),
     meanPerClassAccuracy: spread(runs.map((r) => r.test.meanPerClass)),
@@ -139,6 +141,7 @@ export function selectionNote(methods: MethodSummary[]): string {
   const all = new Set(methods.flatMap((m) => m.selection));
   if (all.size === 1 && all.has('final')) return 'Selection: final weights (no validation part; the test images decided nothing).';
   if (all.size === 1 && all.has('validation')) return 'Selection: best epoch by validation top-1 (validation carved out of the training images).';
+  if (all.has(undefined)) return 'Selection: not recorded for some runs (written by an older finetorch, which could pick the best epoch on the test images).';
   return 'Selection: mixed (see each run: final weights, or best epoch by validation top-1).';
 }
 

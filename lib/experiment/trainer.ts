@@ -80,6 +80,8 @@ interface PhaseRun {
   startEpoch: number;
   step: number;
   bestValTop1: number;
+  /** Without a validation part: the last epoch's test evaluation, which is the final test's (same weights). */
+  finalTest?: Evaluation;
 }
 
 /**
@@ -127,6 +129,7 @@ export async function runPhase(config: PhaseConfig, hooks: RunHooks = {}): Promi
       // evaluation: the final weights are tested, and the test part is only watched for the curves.
       const val = run.batches.val ? await validate(run, run.batches.val()) : undefined;
       const watched = val ?? (await testEvaluation(run));
+      if (!val && epoch + 1 === config.epochs) run.finalTest = watched;
       const heldOut: Record<string, string> = val ? { 'val top1': pct(val.top1) } : { 'test top1 (watched only)': pct(watched.top1) };
       trained.progress.finish({ loss: trained.loss.toFixed(4), top1: pct(trained.top1), ...heldOut, 'img/s': imagesPerSecond.toFixed(1) });
       const lr = run.optimizer.getLr(0);
@@ -206,9 +209,13 @@ async function setUpPhase(config: PhaseConfig, hooks: RunHooks): Promise<PhaseRu
  */
 async function testBestWeights(run: PhaseRun, time: { wallStarted: number; trainSeconds: number }): Promise<PhaseResult> {
   const { config, folder, split, model } = run;
-  if (fs.existsSync(folder.best)) await model.loadStateDict((await loadCheckpoint(folder.best)).stateDict);
-  else await saveCheckpoint(run, config.epochs, true);
-  const test = await testEvaluation(run);
+  // final selection: the model already holds the tested weights, and the last epoch tested them
+  let test = run.finalTest;
+  if (!test) {
+    if (fs.existsSync(folder.best)) await model.loadStateDict((await loadCheckpoint(folder.best)).stateDict);
+    else await saveCheckpoint(run, config.epochs, true);
+    test = await testEvaluation(run);
+  }
   run.runLog?.test(config.phase, config.epochs, run.step, test);
   const wallSeconds = (Date.now() - time.wallStarted) / 1000;
   const { predictions, confusion, ...summary } = test;

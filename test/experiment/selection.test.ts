@@ -73,6 +73,8 @@ test('no validation part: final weights tested, and inverted test figures change
     // per-epoch test figures are logged for the curves, as 'test', never as 'val'
     const held = readMetrics(path.join(r.runDir, 'logs', 'metrics.jsonl')).filter((m) => m.kind === 'metrics' && m.split !== 'train');
     expect(held.every((m) => m.kind === 'metrics' && m.split === 'test')).toBe(true);
+    // the final test is the last epoch's evaluation (same weights), not a second pass
+    expect((held[held.length - 1] as { top1: number }).top1).toBe(r.test.top1);
   }
   // phase 2 starts from phase 1's final weights
   const [fe, ft] = honest;
