@@ -1,7 +1,7 @@
 // Optimizers over a model's parameters: SGD, Adam, AdamW (libtorch's, numerically torch.optim's),
 // with parameter groups chosen by name prefix, each with its own learning rate and weight decay.
 import { native, type NativeOptimizer, type NativeOptimizerStateEntry, type NativeParamGroup } from '../../binding';
-import type { Model } from '../models/model';
+import { Model } from '../models/model';
 import { Tensor } from '../tensor';
 import { boolean, invalid, knownKeys, numberInRange, oneOf, plainObject } from '../utils/validate';
 import type { LrGroups } from './schedulers';
@@ -58,6 +58,7 @@ export class Optimizer implements LrGroups {
   private stepsInFlight = 0;
 
   constructor(model: Model, options: OptimizerOptions) {
+    if (!(model instanceof Model)) throw invalid('Model', 'model', model);
     const opts = plainObject('optimizer options', options);
     knownKeys('optimizer options', opts, OPTION_KEYS);
     this.type = oneOf('type', options.type, OPTIMIZERS);
@@ -168,6 +169,7 @@ export class Optimizer implements LrGroups {
   /** Restores stateDict() output (also after a trip through a checkpoint file, where dicts are Maps). */
   loadStateDict(saved: OptimizerState | Map<string, unknown>): void {
     this.checkIdle('loaded');
+    if (!(saved instanceof Map) && (typeof saved !== 'object' || saved === null)) throw invalid('optimizer state (from stateDict())', 'state', saved);
     const get = (key: string): unknown => (saved instanceof Map ? saved.get(key) : (saved as unknown as Record<string, unknown>)[key]);
     const type = get('type');
     if (type !== this.type) throw new Error(`optimizer state is for '${String(type)}' but this optimizer is '${this.type}'`);

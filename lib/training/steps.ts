@@ -1,11 +1,11 @@
 // One native call per batch. trainStep: forward → cross-entropy → backward → clipping → optimizer
 // step; evalStep: forward without a graph. Inputs are checked here, before any native work.
 import { native, type NativeStepOptions } from '../../binding';
-import { validateImages, validateLabels, type Model } from '../models/model';
+import { Model, validateImages, validateLabels } from '../models/model';
 import { Tensor } from '../tensor';
 import { invalid, knownKeys, nonNegativeInteger, numberInRange, oneOf, plainObject } from '../utils/validate';
 import { GradScaler } from './grad-scaler';
-import type { Optimizer } from './optimizer';
+import { Optimizer } from './optimizer';
 
 export interface StepOptions {
   /** Label smoothing of the cross-entropy (default 0). */
@@ -60,6 +60,7 @@ function resolveAmp(amp: StepOptions['amp'], device: string): 'none' | 'fp16' | 
 }
 
 function stepOptions(model: Model, options: StepOptions, device: string, extra: string[] = []): NativeStepOptions {
+  if (!(model instanceof Model)) throw invalid('Model', 'model', model);
   knownKeys('step options', plainObject('options', options), ['labelSmoothing', 'classWeights', 'clipGradNorm', 'gradStatsBins', 'features', 'amp', 'scaler', ...extra]);
   const classWeights = options.classWeights;
   if (classWeights !== undefined) {
@@ -97,6 +98,7 @@ function validateInputs(model: Model, inputs: Tensor, features: boolean): void {
  * interleaved. A non-finite loss rejects with an error and leaves the parameters untouched.
  */
 export async function trainStep(model: Model, optimizer: Optimizer, images: Tensor, labels: Tensor, options: StepOptions = {}): Promise<StepResult> {
+  if (!(optimizer instanceof Optimizer)) throw invalid('Optimizer', 'optimizer', optimizer);
   const opts = stepOptions(model, options, images?.device ?? 'cpu');
   validateInputs(model, images, opts.features);
   validateLabels(labels, images.shape[0], model.numClasses);
