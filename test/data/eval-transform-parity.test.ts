@@ -3,7 +3,7 @@
 // the mean absolute difference per channel value (0-255 scale) over real Caltech-101 images.
 // Reference: Debian's /usr/bin/python3 with python3-torchvision 0.14 and PIL (not the python3 on
 // PATH). Needs CALTECH101_DIR (the folder holding 101_ObjectCategories, or that folder itself);
-// skipped with a message otherwise.
+// skipped with a message otherwise, and a failure where CI is set (test/helpers/prerequisite.ts).
 //
 // Measured on the 820 images of caltech101-mini (kernel for reductions; enlargements go through
 // the bilinear affine path and do not depend on it), eval transform:
@@ -20,7 +20,8 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { decodeImage, RESAMPLE_KERNELS, type DecodeOptions } from '../../lib/data/decode';
 import { mapPool } from '../../lib/data/pool';
-import { announceSkip, caltech101Dir } from '../helpers/caltech101-dir';
+import { caltech101Dir } from '../helpers/caltech101-dir';
+import { assertPresent, prerequisite } from '../helpers/prerequisite';
 
 const real = caltech101Dir();
 const PYTHON = '/usr/bin/python3';
@@ -31,13 +32,11 @@ function torchvisionAvailable(): boolean {
   return spawnSync(PYTHON, ['-c', 'import torchvision, PIL, numpy'], { stdio: 'ignore', timeout: 60000 }).status === 0;
 }
 
-const skipReason = real.skip
-  ? `${real.skip}: skipping the torchvision parity test`
-  : !torchvisionAvailable()
-    ? `${PYTHON} cannot import torchvision, PIL and numpy (Debian: apt install python3-torchvision): skipping the torchvision parity test`
-    : undefined;
-if (skipReason) announceSkip(skipReason);
-const describeParity = skipReason ? describe.skip : describe;
+const parity = prerequisite(
+  'real Caltech-101 images ($CALTECH101_DIR) and torchvision for the decode parity test',
+  real.skip ??
+    (torchvisionAvailable() ? null : `${PYTHON} cannot import torchvision, PIL and numpy (Debian: apt install python3-torchvision)`),
+);
 
 interface Reference {
   width: number;
@@ -86,11 +85,12 @@ async function compare(paths: string[], refs: Reference[], options: DecodeOption
   return { mad: total / count, worst, sizeMismatches: per.filter((x) => x.sizeMismatch).map((x) => `${x.p}: ${x.sizeMismatch}`) };
 }
 
-describeParity('decode parity with torchvision (PIL, bilinear with antialias)', () => {
+parity.describe('decode parity with torchvision (PIL, bilinear with antialias)', () => {
+  beforeAll(() => assertPresent(parity));
   const categories = real.categories ?? '';
   // A few dozen real images: the first of every third folder, plus the archive's extremes.
   const paths = (() => {
-    if (skipReason) return [];
+    if (parity.missing) return [];
     const folders = fs.readdirSync(categories).sort();
     const picked = folders.filter((_, i) => i % 3 === 0).map((c) => path.join(categories, c, fs.readdirSync(path.join(categories, c)).sort()[0]));
     const extremes = ['flamingo/image_0002.jpg', 'ceiling_fan/image_0021.jpg', 'BACKGROUND_Google/image_0273.jpg', 'car_side/image_0001.jpg']

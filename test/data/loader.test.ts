@@ -2,7 +2,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { DataLoader, EVAL_DECODE, evalTransform, ImageCache, scanDataset, splitDataset, TRAIN_DECODE, trainTransform } from '../../lib';
-import { announceSkip, caltech101Dir } from '../helpers/caltech101-dir';
+import { caltech101Prerequisite } from '../helpers/caltech101-dir';
 import { createSyntheticDataset } from '../helpers/synthetic-dataset';
 
 let dir: string;
@@ -73,11 +73,10 @@ describe('DataLoader', () => {
   });
 });
 
-const real = caltech101Dir();
-const realRoot = real.root;
-(realRoot ? describe : describe.skip)('DataLoader on real Caltech-101 images ($CALTECH101_DIR)', () => {
+const real = caltech101Prerequisite('the real-data loader tests');
+real.describe('DataLoader on real Caltech-101 images ($CALTECH101_DIR)', () => {
   test('grayscale, tiny and huge images all come out as normalised 3-channel batches', async () => {
-    const scan = await scanDataset(realRoot!, { warn: () => undefined });
+    const scan = await scanDataset(real.root, { warn: () => undefined });
     const pick = scan.samples.filter((s) => /car_side|Faces_easy/.test(s.path)).slice(0, 12);
     const loader = new DataLoader(pick, { batchSize: 12, transform: trainTransform(), cache: new ImageCache({ decode: TRAIN_DECODE }), seed: 0 });
     const [batch] = await collect(loader, 0);
@@ -85,4 +84,3 @@ const realRoot = real.root;
     expect(Number.isFinite(batch.sum)).toBe(true);
   });
 });
-if (real.skip) announceSkip(`${real.skip}: skipping real-data loader tests`);

@@ -8,20 +8,18 @@ import sharp from 'sharp';
 import { BACKGROUND_CLASS, countPerClass, scanDataset } from '../../lib/data/caltech101';
 import { decodeImage, decodeMany, EVAL_DECODE, resizedSize, TRAIN_DECODE } from '../../lib/data/decode';
 import { splitCounts, splitDataset } from '../../lib/data/splits';
-import { announceSkip, caltech101Dir } from '../helpers/caltech101-dir';
+import { caltech101Prerequisite } from '../helpers/caltech101-dir';
 
-const real = caltech101Dir();
-if (real.skip) announceSkip(`${real.skip}: skipping real-data tests`);
-const describeReal = real.skip ? describe.skip : describe;
+const real = caltech101Prerequisite('the real-data tests');
 const ROOT = real.root;
 
-describeReal('real Caltech-101 images (CALTECH101_DIR)', () => {
-  const categories = real.categories ?? '';
+real.describe('real Caltech-101 images (CALTECH101_DIR)', () => {
+  const categories = real.categories;
   const img = (rel: string): string => path.join(categories, rel);
 
   test('101 classes in code-unit order, background excluded, every file found', async () => {
     const warn = jest.fn();
-    const scan = await scanDataset(ROOT!, { warn });
+    const scan = await scanDataset(ROOT, { warn });
     expect(scan.root).toBe(categories);
     expect(scan.classes).toHaveLength(101);
     expect(scan.classes.slice(0, 6)).toEqual(['Faces', 'Faces_easy', 'Leopards', 'Motorbikes', 'accordion', 'airplanes']);
@@ -35,7 +33,7 @@ describeReal('real Caltech-101 images (CALTECH101_DIR)', () => {
   });
 
   test('includeBackground: 102 classes, and the extension-less BACKGROUND_Google/tmp is an image', async () => {
-    const scan = await scanDataset(ROOT!, { includeBackground: true });
+    const scan = await scanDataset(ROOT, { includeBackground: true });
     expect(scan.classes).toHaveLength(102);
     expect(scan.classes[0]).toBe(BACKGROUND_CLASS);
     expect(scan.samples).toContainEqual({ path: img('BACKGROUND_Google/tmp'), label: 0 });
@@ -69,7 +67,7 @@ describeReal('real Caltech-101 images (CALTECH101_DIR)', () => {
   });
 
   test('a per-class split and a batch decode of its test images work end to end', async () => {
-    const scan = await scanDataset(ROOT!);
+    const scan = await scanDataset(ROOT);
     const split = splitDataset(scan, { kind: 'per-class', trainPerClass: 5, testPerClass: 3 }, 0);
     const c = splitCounts(split);
     expect(c.train.every((n) => n === 5)).toBe(true);

@@ -3,6 +3,7 @@
 import { spawnSync } from 'child_process';
 import { Random } from '../../lib/data/random';
 import { mcnemarExact, pairedComparison, spread, studentTQuantile } from '../../lib/experiment/statistics';
+import { prerequisite } from '../helpers/prerequisite';
 
 // scipy.stats.t.ppf(0.975, df), scipy.stats.t.interval, scipy.stats.binomtest(min(b, c), b + c, 0.5).pvalue
 const T975: Array<[number, number]> = [[1, 12.706204736432095], [2, 4.302652729911275], [3, 3.182446305284263], [4, 2.7764451051977987], [9, 2.2621571627409915], [29, 2.045229642132703]];
@@ -48,10 +49,14 @@ test('the bootstrap interval of a large paired sample matches the normal approxi
   expect(c.interval[1]).toBeCloseTo(c.difference + 1.96 * se, 2);
 });
 
-const scipy = spawnSync('/usr/bin/python3', ['-c', 'import scipy.stats'], { encoding: 'utf8' }).status === 0;
-if (!scipy) console.log('/usr/bin/python3 has no scipy (apt-get install python3-scipy): the fresh scipy comparison is skipped; the scipy table above still ran');
+const scipy = prerequisite(
+  'scipy reference',
+  spawnSync('/usr/bin/python3', ['-c', 'import scipy.stats'], { encoding: 'utf8' }).status === 0
+    ? null
+    : '/usr/bin/python3 has no scipy (apt-get install python3-scipy); the scipy table above still runs',
+);
 
-(scipy ? test : test.skip)('random inputs: intervals and p-values equal a fresh scipy run', () => {
+scipy.test('random inputs: intervals and p-values equal a fresh scipy run', () => {
   const random = new Random(7);
   const samples = Array.from({ length: 20 }, () => Array.from({ length: 2 + random.int(8) }, () => random.next()));
   const pairs = Array.from({ length: 20 }, () => [random.int(60), random.int(60)]);

@@ -3,6 +3,7 @@
 // too) or the 101_ObjectCategories folder itself, the layouts scanDataset accepts.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { assertPresent, prerequisite, type Prerequisite } from './prerequisite';
 
 export type Caltech101Dir =
   /** root: the folder as given (for scanDataset); categories: the folder holding the class folders. */
@@ -23,7 +24,24 @@ export function caltech101Dir(): Caltech101Dir {
   return { root, categories };
 }
 
-/** Says why tests are skipped, on stderr: jest shows no console output of a file whose tests were all skipped. */
-export function announceSkip(message: string): void {
-  process.stderr.write(`${message}\n`);
+/**
+ * The real images as a prerequisite (test/helpers/prerequisite.ts): without them the tests that need
+ * them are skipped, saying why, or, where CI is set, run and fail. `describe` adds a beforeAll that
+ * fails its tests with the reason before any of them touches a missing folder.
+ */
+export function caltech101Prerequisite(what: string): Omit<Prerequisite, 'describe'> & {
+  describe(name: string, body: () => void): void;
+  dir: Caltech101Dir;
+  /** The folder as given and the one holding the class folders; '' when missing. */
+  root: string;
+  categories: string;
+} {
+  const dir = caltech101Dir();
+  const p = prerequisite(`real Caltech-101 images ($CALTECH101_DIR) for ${what}`, dir.skip ?? null);
+  const guarded = (name: string, body: () => void): void =>
+    p.describe(name, () => {
+      beforeAll(() => assertPresent(p));
+      body();
+    });
+  return { ...p, describe: guarded, dir, root: dir.root ?? '', categories: dir.categories ?? '' };
 }

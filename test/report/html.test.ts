@@ -7,6 +7,7 @@ import sharp from 'sharp';
 import { confusionMatrixChart, lineChart } from '../../lib/report/charts';
 import { renderReport, ReportOptions, sniffImageType, writeReport } from '../../lib/report/html';
 import { formatDurationLong } from '../../lib/utils/format';
+import { assertPresent, prerequisite } from '../helpers/prerequisite';
 
 const CHROMIUM = '/usr/bin/chromium';
 
@@ -162,42 +163,39 @@ describe('renderReport', () => {
     expect(sniffImageType(Buffer.from('hello'))).toBeNull();
   });
 
-  const chromiumMissing = !fs.existsSync(CHROMIUM);
-  if (chromiumMissing) {
-    test.skip(`renders in Chromium (skipped: ${CHROMIUM} is absent; apt-get install chromium to run it)`, () => undefined);
-  } else {
-    test('renders in headless Chromium: a full-size, non-blank screenshot', async () => {
-      const file = writeReport(path.join(dir, 'report.html'), options);
-      const screenshot = path.join(dir, 'report-screenshot.png');
-      fs.rmSync(screenshot, { force: true });
-      const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'finetorch-chromium-'));
-      try {
-        const result = spawnSync(
-          CHROMIUM,
-          [
-            '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-            '--disable-background-networking', '--disable-component-update', '--disable-sync',
-            `--user-data-dir=${profile}`, `--screenshot=${screenshot}`, '--window-size=1280,2000',
-            '--hide-scrollbars', `file://${path.resolve(file)}`,
-          ],
-          { encoding: 'utf8', timeout: 90_000, killSignal: 'SIGKILL' },
-        );
-        if (result.error) throw new Error(`Chromium failed to run: ${result.error.message}\n${result.stderr}`);
-        expect(fs.existsSync(screenshot)).toBe(true);
-      } finally {
-        fs.rmSync(profile, { recursive: true, force: true });
-      }
-      const { data, info } = await sharp(screenshot).removeAlpha().greyscale().raw().toBuffer({ resolveWithObject: true });
-      expect(info.width).toBe(1280);
-      expect(info.height).toBe(2000);
-      let sum = 0, sq = 0, dark = 0;
-      for (const v of data) { sum += v; sq += v * v; if (v < 100) dark++; }
-      const mean = sum / data.length;
-      expect(Math.sqrt(sq / data.length - mean * mean)).toBeGreaterThan(15); // not a blank page
-      expect(dark / data.length).toBeGreaterThan(0.005); // text and chart ink
-      // The heading: dark pixels in the top band where the title sits.
-      const top = await sharp(screenshot).extract({ left: 0, top: 0, width: 1280, height: 80 }).greyscale().raw().toBuffer();
-      expect(top.some((v) => v < 80)).toBe(true);
-    });
-  }
+  const chromium = prerequisite('Chromium (renders the report)', fs.existsSync(CHROMIUM) ? null : `${CHROMIUM} is absent (apt-get install chromium)`);
+  chromium.test('renders in headless Chromium: a full-size, non-blank screenshot', async () => {
+    assertPresent(chromium);
+    const file = writeReport(path.join(dir, 'report.html'), options);
+    const screenshot = path.join(dir, 'report-screenshot.png');
+    fs.rmSync(screenshot, { force: true });
+    const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'finetorch-chromium-'));
+    try {
+      const result = spawnSync(
+        CHROMIUM,
+        [
+          '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+          '--disable-background-networking', '--disable-component-update', '--disable-sync',
+          `--user-data-dir=${profile}`, `--screenshot=${screenshot}`, '--window-size=1280,2000',
+          '--hide-scrollbars', `file://${path.resolve(file)}`,
+        ],
+        { encoding: 'utf8', timeout: 300_000, killSignal: 'SIGKILL' }, // a hang bound: Chromium starts slowly on a loaded machine
+      );
+      if (result.error) throw new Error(`Chromium failed to run: ${result.error.message}\n${result.stderr}`);
+      expect(fs.existsSync(screenshot)).toBe(true);
+    } finally {
+      fs.rmSync(profile, { recursive: true, force: true });
+    }
+    const { data, info } = await sharp(screenshot).removeAlpha().greyscale().raw().toBuffer({ resolveWithObject: true });
+    expect(info.width).toBe(1280);
+    expect(info.height).toBe(2000);
+    let sum = 0, sq = 0, dark = 0;
+    for (const v of data) { sum += v; sq += v * v; if (v < 100) dark++; }
+    const mean = sum / data.length;
+    expect(Math.sqrt(sq / data.length - mean * mean)).toBeGreaterThan(15); // not a blank page
+    expect(dark / data.length).toBeGreaterThan(0.005); // text and chart ink
+    // The heading: dark pixels in the top band where the title sits.
+    const top = await sharp(screenshot).extract({ left: 0, top: 0, width: 1280, height: 80 }).greyscale().raw().toBuffer();
+    expect(top.some((v) => v < 80)).toBe(true);
+  });
 });

@@ -2,7 +2,8 @@
 // within relative error 1e-5, losses equal to 1e-5.
 import * as path from 'path';
 import { createModel, createOptimizer, getNumThreads, loadTorchFile, setNumThreads, trainStep, type OptimizerOptions, Tensor } from '../../lib';
-import { findTorchPython, runPython } from '../helpers/python';
+import { findTorchPython, runPython, torchPythonUnavailableReason } from '../helpers/python';
+import { prerequisite } from '../helpers/prerequisite';
 import { relativeError } from '../helpers/torch-fixtures';
 import * as fs from 'fs';
 import * as os from 'os';
@@ -53,11 +54,9 @@ run('two-group-frozen', groups, frozen=lambda n: not n.startswith(('layer4.', 'f
 print('ok')
 `;
 
-const python = findTorchPython();
-const suite = python ? describe : describe.skip;
-if (!python) console.log('PyTorch reference unavailable: skipping optimizer parity');
+const torch = prerequisite('PyTorch reference', findTorchPython() ? null : torchPythonUnavailableReason());
 
-suite('optimizer parity with torch.optim (5 steps, ResNet-18)', () => {
+torch.describe('optimizer parity with torch.optim (5 steps, ResNet-18)', () => {
   let dir: string;
   let batches: { x: Tensor[]; y: Tensor[] };
   const report: string[] = [];
