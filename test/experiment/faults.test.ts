@@ -1,12 +1,14 @@
 // Faults during training: kill -9 while writing, SIGINT, a full or read-only disk, a NaN loss.
-// Each ends with a clear message and no data lost.
-import { spawn, spawnSync } from 'child_process';
+// Each ends with a clear message and no data lost. Children still running when a test ends (Jest's
+// time limit stopped it) are killed after it (afterEach).
+import { spawn, spawnSync, type ChildProcess } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import * as readline from 'readline';
 import { createModel, loadCheckpoint, loadTorchFile, resolveConfig, saveTorchFile, train, type Config } from '../../lib';
+import { assertPresent, prerequisite } from '../helpers/prerequisite';
 import { createSyntheticDataset } from '../helpers/synthetic-dataset';
+import { closed, killStragglers, track, watchLines, whenInFolder } from '../helpers/wait-for';
 
 const root = path.resolve(__dirname, '../..');
 const cli = path.join(root, 'dist', 'scripts', 'cli.js');
@@ -18,6 +20,7 @@ beforeAll(async () => {
   data = path.join(dir, 'data');
   await createSyntheticDataset(data, { classes: 3, perClass: 8, size: 40, seed: 1 });
 });
+afterEach(killStragglers);
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
 
 function config(overrides: Record<string, unknown>): Config {
@@ -38,23 +41,9 @@ const cliArgs = (name: string, epochs: number) => [
 
 // Limits that only stop a hang: each test below starts the CLI (libtorch and all) once or twice,
 // which took up to 2.5 minutes on a loaded 2-core machine (30 s to the first checkpoint, a minute
-// for the resumed run).
+// for the resumed run). Nothing below waits on the clock: each step waits for what the child says
+// (a line on its output) or does (a change in a folder).
 const PROCESS_TEST_MS = 600_000;
-
-/** Polls until `done()` holds. */
-async function waitUntil(what: string, done: () => boolean, timeoutMs = 240_000): Promise<void> {
-  const until = Date.now() + timeoutMs;
-  while (!done()) {
-    if (Date.now() > until) throw new Error(`${what} did not happen within ${timeoutMs} ms`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
-const waitFor = (file: string) => waitUntil(`${file} to appear`, () => fs.existsSync(file));
-const inode = (file: string) => fs.statSync(file, { throwIfNoEntry: false })?.ino;
-
-/** Resolves with the exit code once the child has exited and its output streams are read to the end. */
-const closed = (child: ReturnType<typeof spawn>) => new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
 
 function finiteWeights(state: Map<string, { dtype: string; toTypedArray(): ArrayLike<number | bigint> }>): boolean {
   for (const t of state.values()) {
@@ -64,23 +53,26 @@ function finiteWeights(state: Map<string, { dtype: string; toTypedArray(): Array
   return true;
 }
 
-const haveDist = fs.existsSync(cli);
-if (!haveDist) console.log('dist/ not built (run npm test, which compiles it): skipping the CLI process fault tests');
+// The CLI and the library as a child process needs them: `npm test` compiles dist/ first (its
+// pretest); a bare `npx jest` needs `npx tsc -p .`.
+const dist = prerequisite('the compiled CLI (dist/)', fs.existsSync(cli) ? null : `${cli} is missing: run npx tsc -p . (npm test compiles it)`);
 
-(haveDist ? describe : describe.skip)('signals', () => {
+dist.describe('signals', () => {
+  beforeAll(() => assertPresent(dist));
+
   test('SIGINT: the current step finishes, last is written, exit code 130; --resume finishes the run', async () => {
     const runDir = path.join(dir, 'runs', 'sigint');
-    const child = spawn(process.execPath, cliArgs('sigint', 200), { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stderr = '';
-    child.stderr.on('data', (d) => (stderr += d));
+    const child = track(spawn(process.execPath, cliArgs('sigint', 200), { stdio: ['ignore', 'ignore', 'pipe'] }));
     const exit = closed(child); // 'close', not 'exit': all of stderr has arrived by then
-    await waitFor(path.join(runDir, 'checkpoints', 'last.pth'));
+    const stderr = watchLines(child.stderr!);
+    await stderr.next(/checkpoint: epoch 1 written to last\.pth/, 'the first checkpoint');
     child.kill('SIGINT');
-    const code = await exit;
-    expect(code).toBe(130);
-    expect(stderr).toContain('SIGINT: finishing the current step');
-    expect(stderr).toMatch(/interrupted: the current step finished and .*last\.pth was written; continue with --resume/);
+    expect((await exit).code).toBe(130);
+    const text = stderr.lines.join('\n');
+    expect(text).toContain('SIGINT: finishing the current step');
+    expect(text).toMatch(/interrupted: the current step finished and .*last\.pth was written; continue with --resume/);
     const last = await loadCheckpoint(path.join(runDir, 'checkpoints', 'last.pth'));
+    expect(last.epoch).toBeGreaterThanOrEqual(1);
     expect(last.step).toBeGreaterThan(0);
     const resumed = spawnSync(process.execPath, [cli, 'train', '--resume', runDir, '--epochs', String(last.epoch + 1), '--quiet'], { encoding: 'utf8', timeout: 300_000 });
     expect(resumed.stderr).toBe('');
@@ -88,74 +80,116 @@ if (!haveDist) console.log('dist/ not built (run npm test, which compiles it): s
     expect(JSON.parse(fs.readFileSync(path.join(runDir, 'results.json'), 'utf8')).epochs).toBe(last.epoch + 1);
   }, PROCESS_TEST_MS);
 
-  test('kill -9 while checkpoints are written: the file always holds a whole checkpoint', async () => {
+  test('kill -9 in the middle of a checkpoint write: the file holds the last whole checkpoint, newer than the first', async () => {
     const file = path.join(dir, 'atomic.pth');
     const model = createModel('resnet18', { numClasses: 3 });
-    await saveTorchFile(file, new Map([['state_dict', model.stateDict()], ['version', 0]]));
+    await saveTorchFile(file, new Map<string, unknown>([['state_dict', model.stateDict()], ['version', 0]]));
     model.dispose();
-    // The child says when each write is done; it is killed once it has finished round + 1 of them,
-    // so while it is under way in the next one, however fast or loaded the machine is.
-    const writer = `
+    const whole = fs.statSync(file).size; // ~45 MB; the versions differ by a few bytes at most
+    // The child writes versions base+1, base+2, ... for ever, saying when each is in place.
+    const writer = (base: number) => `
       const { createModel, saveTorchFile } = require(${JSON.stringify(path.join(root, 'dist', 'lib'))});
       (async () => {
         const model = createModel('resnet18', { numClasses: 3 });
         for (let i = 1; ; i++) {
-          await saveTorchFile(${JSON.stringify(file)}, new Map([['state_dict', model.stateDict()], ['version', i]]));
-          console.log('wrote ' + i);
+          await saveTorchFile(${JSON.stringify(file)}, new Map([['state_dict', model.stateDict()], ['version', ${base} + i]]));
+          console.log('wrote ' + (${base} + i));
         }
       })();`;
-    for (let round = 0; round < 5; round++) {
-      const child = spawn(process.execPath, ['-e', writer], { stdio: ['ignore', 'pipe', 'inherit'] });
-      const exit = new Promise((resolve) => child.on('exit', resolve)); // stdout is left unread after the break
-      let written = 0;
-      for await (const line of readline.createInterface({ input: child.stdout! })) {
-        written = Number(line.split(' ')[1]);
-        if (written >= round + 1) break;
-      }
-      child.kill('SIGKILL');
-      await exit;
-      expect(written).toBe(round + 1);
+    for (const base of [1000, 2000]) {
+      const child = track(spawn(process.execPath, ['-e', writer(base)], { stdio: ['ignore', 'pipe', 'inherit'] }));
+      const exit = closed(child);
+      const out = watchLines(child.stdout!);
+      const temp = `${file}.tmp-${child.pid}`;
+      // two versions in place, so the file has moved on from the first; then killed in the middle of writing a later one
+      await out.next(new RegExp(`^wrote ${base + 2}$`), `${file}: the child's second write`);
+      await whenInFolder(dir, () => killWhilePartWritten(child, temp, whole), exit, `a part-written ${temp}`);
+      expect(await exit).toEqual({ code: null, signal: 'SIGKILL' });
+      const written = Math.max(...out.lines.map((l) => Number(/^wrote (\d+)$/.exec(l)?.[1] ?? 0)));
+      expect(written).toBeGreaterThanOrEqual(base + 2);
+      // the kill landed inside a write: its temp file is left behind, cut short
+      expect(fs.statSync(temp).size).toBeLessThan(whole - 4096);
       const loaded = (await loadTorchFile(file)).value as Map<string, unknown>;
       expect((loaded.get('state_dict') as Map<string, unknown>).size).toBe(122);
-      expect(loaded.get('version')).toBeGreaterThanOrEqual(written);
+      expect(loaded.get('version')).toBe(written); // the last write that finished, not the cut one
     }
   }, PROCESS_TEST_MS);
 
-  test('kill -9 during training: --resume continues from the last checkpoint', async () => {
+  test('kill -9 while training writes a checkpoint: --resume continues from the last whole one and clears the cut one', async () => {
     const runDir = path.join(dir, 'runs', 'killed');
-    // a checkpoint after every epoch; killed once last.pth has been replaced by a second one, so in
-    // the middle of training (and often of a checkpoint write)
-    const child = spawn(process.execPath, [...cliArgs('killed', 200), '--set', 'checkpoint_interval=0'], { stdio: 'ignore' });
+    const checkpoints = path.join(runDir, 'checkpoints');
+    // a checkpoint after every epoch; killed once the second is in place, in the middle of writing the third
+    const child = track(spawn(process.execPath, cliArgs('killed', 200), { stdio: ['ignore', 'ignore', 'pipe'] }));
     const exit = closed(child);
-    const lastPth = path.join(runDir, 'checkpoints', 'last.pth');
-    await waitFor(lastPth);
-    const firstInode = inode(lastPth);
-    await waitUntil('a second last.pth', () => inode(lastPth) !== firstInode);
-    child.kill('SIGKILL');
-    await exit;
-    const last = await loadCheckpoint(path.join(runDir, 'checkpoints', 'last.pth'));
+    const stderr = watchLines(child.stderr!);
+    await stderr.next(/checkpoint: epoch 2 written to last\.pth/, 'the second checkpoint');
+    const whole = fs.statSync(path.join(checkpoints, 'last.pth')).size;
+    const temp = path.join(checkpoints, `last.pth.tmp-${child.pid}`);
+    await whenInFolder(checkpoints, () => killWhilePartWritten(child, temp, whole), exit, `a part-written ${temp}`);
+    expect(await exit).toEqual({ code: null, signal: 'SIGKILL' });
+    const cut = fs.statSync(temp).size;
+    expect(cut).toBeLessThan(whole); // the kill landed inside a write
+    const last = await loadCheckpoint(path.join(checkpoints, 'last.pth'));
+    expect(last.epoch).toBeGreaterThanOrEqual(2); // a whole checkpoint, and not the first
     const [result] = await train({ ...config({ phase: 'scratch', run_name: 'killed' }), epochs: last.epoch + 1 }, { log: () => undefined, resumeDir: runDir });
     expect(result.epochs).toBe(last.epoch + 1);
-    expect(fs.readdirSync(path.join(runDir, 'checkpoints')).filter((f) => f.includes('.tmp-'))).toEqual([]);
+    expect(fs.readdirSync(checkpoints).filter((f) => f.includes('.tmp-'))).toEqual([]);
   }, PROCESS_TEST_MS);
 });
 
-describe('the disk', () => {
-  // a small tmpfs, where this process may mount one (root on Linux); skipped elsewhere
-  function mount(options: string): string | undefined {
-    const target = fs.mkdtempSync(path.join(os.tmpdir(), 'finetorch-mnt-'));
-    const result = spawnSync('mount', ['-t', 'tmpfs', '-o', options, 'tmpfs', target]);
-    if (result.status !== 0) {
-      console.log(`cannot mount a tmpfs here (${String(result.stderr).trim()}): skipping`);
-      return undefined;
-    }
-    return target;
+/**
+ * For `whenInFolder`: once `temp` holds part of a file of about `whole` bytes, freezes the child
+ * (SIGSTOP), looks again, and SIGKILLs it if the file is still part-written; a temp file found whole
+ * (being synced or renamed) lets the child go on (SIGCONT) to its next write. Returns true once killed.
+ */
+function killWhilePartWritten(child: ChildProcess, temp: string, whole: number): true | undefined {
+  const part = () => {
+    const size = fs.statSync(temp, { throwIfNoEntry: false })?.size;
+    return size !== undefined && size > 0 && size + 4096 < whole;
+  };
+  if (!part()) return undefined;
+  child.kill('SIGSTOP');
+  if (!part()) {
+    child.kill('SIGCONT');
+    return undefined;
   }
-  const unmount = (target: string) => spawnSync('umount', [target]);
+  child.kill('SIGKILL');
+  return true;
+}
+
+// A small tmpfs, mounted where this process may (root on Linux). Whether it can is found out once,
+// when the file loads, so the tests run or are skipped (and say why) rather than pass doing nothing.
+function mountTmpfs(options: string): string {
+  const target = fs.mkdtempSync(path.join(os.tmpdir(), 'finetorch-mnt-'));
+  const result = spawnSync('mount', ['-t', 'tmpfs', '-o', options, 'tmpfs', target], { encoding: 'utf8' });
+  if (result.status !== 0) {
+    fs.rmdirSync(target);
+    throw new Error(`cannot mount a tmpfs here: ${(result.error?.message ?? result.stderr).trim() || `mount exited with ${result.status}`}`);
+  }
+  return target;
+}
+function unmount(target: string): void {
+  const result = spawnSync('umount', [target], { encoding: 'utf8' });
+  if (result.status !== 0) throw new Error(`cannot unmount ${target}: ${result.stderr}`);
+  fs.rmdirSync(target);
+}
+const tmpfs = prerequisite(
+  'a tmpfs for the disk fault tests',
+  (() => {
+    try {
+      unmount(mountTmpfs('size=1m'));
+      return null;
+    } catch (error) {
+      return `${(error as Error).message} (needs root on Linux)`;
+    }
+  })(),
+);
+
+tmpfs.describe('the disk', () => {
+  beforeAll(() => assertPresent(tmpfs));
 
   test('a read-only output folder is a clear error before training starts', async () => {
-    const target = mount('ro,size=1m');
-    if (!target) return;
+    const target = mountTmpfs('ro,size=1m');
     try {
       await expect(train(config({ phase: 'scratch', output_dir: target, run_name: 'ro' }), { log: () => undefined })).rejects.toThrow(
         /cannot (write the run folder|create).*(read-only|EROFS)/i,
@@ -166,8 +200,7 @@ describe('the disk', () => {
   });
 
   test('a full disk fails at the write with a clear error, and the earlier checkpoint stays whole', async () => {
-    const target = mount('size=60m');
-    if (!target) return;
+    const target = mountTmpfs('size=60m');
     try {
       // feature_extract with plain SGD: a checkpoint is ~45 MB, so epoch 1's last.pth fits and
       // epoch 2's, written beside it before the rename, does not

@@ -57,7 +57,7 @@ describe('lineChart', () => {
     expect(await inkIn(png, { left: 300, top: 8, width: 200, height: 30 })).toBeGreaterThan(0.01);
   });
 
-  test('SVG escapes text, breaks lines at NaN, dashes dashed series, supports log scale', () => {
+  test('SVG escapes text, breaks lines at NaN, dashes dashed series', () => {
     const svg = lineChartSvg({
       title: 'a <b> & "c"',
       series: [{ name: '<val>', points: [[1, 1], [2, NaN], [3, 0.5], [4, 0.25]], dashed: true }],
@@ -68,7 +68,31 @@ describe('lineChart', () => {
     expect(svg).not.toContain('<val>');
     expect(svg.match(/<polyline /g)).toHaveLength(1); // the lone first point is not joined across the NaN
     expect(svg).toContain('stroke-dasharray="7 4"');
-    expect(svg).toMatch(/>0\.1<|>1<|>0\.5</);
+  });
+
+  test('log scale: ticks at the powers of ten, equally spaced, and each decade of data the same height', () => {
+    // y = 1, 10, 100, 1000: on a log axis the points climb in equal steps; on a linear one the
+    // first three would sit almost on the floor
+    const svg = lineChartSvg({ series: [{ name: 'v', points: [[1, 1], [2, 10], [3, 100], [4, 1000]] }], yScale: 'log', markers: false });
+    // y tick labels: right-aligned text left of the plot, with their heights
+    const ticks = [...svg.matchAll(/<text x="[\d.]+" y="([\d.]+)" font-size="11" text-anchor="end"[^>]*>([^<]+)<\/text>/g)].map((m) => ({
+      label: m[2],
+      y: Number(m[1]),
+    }));
+    expect(ticks.map((t) => t.label)).toEqual(['1', '10', '100', '1000']);
+    const gaps = (ys: number[]) => ys.slice(1).map((y, i) => ys[i] - y);
+    const tickGaps = gaps(ticks.map((t) => t.y));
+    for (const g of tickGaps) expect(g).toBeCloseTo(tickGaps[0], 1);
+    expect(tickGaps[0]).toBeGreaterThan(50);
+    const [points] = [...svg.matchAll(/<polyline points="([^"]+)"/g)].map((m) => m[1].split(' ').map((p) => Number(p.split(',')[1])));
+    expect(points).toHaveLength(4);
+    const pointGaps = gaps(points);
+    for (const g of pointGaps) expect(g).toBeCloseTo(tickGaps[0], 1);
+    // and the linear axis, for contrast, does not space them so
+    const linear = lineChartSvg({ series: [{ name: 'v', points: [[1, 1], [2, 10], [3, 100], [4, 1000]] }], markers: false });
+    const [linearPoints] = [...linear.matchAll(/<polyline points="([^"]+)"/g)].map((m) => m[1].split(' ').map((p) => Number(p.split(',')[1])));
+    const linearGaps = gaps(linearPoints);
+    expect(linearGaps[2]).toBeGreaterThan(10 * linearGaps[0]);
   });
 
   test('validates options', () => {

@@ -21,9 +21,7 @@ describe('tsne', () => {
   const { data, labels } = blobs(5, 60, 50, 3, 7);
 
   test('separates well-separated clusters, deterministically for a seed', () => {
-    const start = Date.now();
     const y = tsne(data, { dims: 50, seed: 42, iterations: 600 });
-    const ms = Date.now() - start;
     expect(y).toBeInstanceOf(Float64Array);
     expect(y).toHaveLength(300 * 2);
     for (const v of y) expect(Number.isFinite(v)).toBe(true);
@@ -34,7 +32,6 @@ describe('tsne', () => {
     expect(again).toEqual(y);
     const other = tsne(data, { dims: 50, seed: 43, iterations: 600 });
     expect(other).not.toEqual(y);
-    expect(ms).toBeLessThan(20_000); // ~0.3 s here; generous for slow CI
   });
 
   test('with PCA first (input wider than pcaDims) and number[][] input', () => {
