@@ -1,9 +1,29 @@
 import { spawnSync } from 'child_process';
-import * as fs from 'fs';
-import * as path from 'path';
-import { allowTF32, cpuCacheInfo, createModel, emptyCpuCache, getNumThreads, manualSeed, randn, runtimeInfo, setAllowTF32, setNumThreads } from '../lib';
+import { candidatePaths } from '../binding';
+import {
+  allowTF32, cpuCacheInfo, createModel, emptyCpuCache, getNumThreads, getRngState, manualSeed, randn, runtimeInfo, setAllowTF32, setNumThreads, setRngState,
+} from '../lib';
+import { assertPresent, prerequisite } from './helpers/prerequisite';
+import { findTorchPython, runPython, torchPythonUnavailableReason } from './helpers/python';
 
-const distBinding = path.join(__dirname, '..', 'dist', 'binding', 'index.js');
+/**
+ * What a fresh process reports (the defaults, whatever earlier test files did to this one): a child
+ * loads the addon the way binding/ does (the first candidate that loads) and prints `expression`.
+ */
+function freshProcess(expression: string, env: NodeJS.ProcessEnv = process.env): unknown {
+  const script = `
+    let addon;
+    for (const file of ${JSON.stringify(candidatePaths())}) {
+      try { addon = require(file); break; } catch {}
+    }
+    if (!addon) throw new Error('no addon loads');
+    console.log(JSON.stringify(${expression}));`;
+  const run = spawnSync(process.execPath, ['-e', script], { env, encoding: 'utf8', timeout: 300_000 }); // a hang bound
+  if (run.status !== 0) throw new Error(`the child failed (status ${run.status}):\n${run.stderr}`);
+  return JSON.parse(run.stdout);
+}
+
+const torch = prerequisite('PyTorch reference', findTorchPython() ? null : torchPythonUnavailableReason());
 
 describe('runtime', () => {
   test('reports the libtorch version and CUDA facts', () => {
@@ -17,23 +37,46 @@ describe('runtime', () => {
 
   test('thread count can be read and set, and is validated', () => {
     const before = getNumThreads();
-    setNumThreads(1);
-    expect(getNumThreads()).toBe(1);
-    setNumThreads(before);
+    const other = before === 1 ? 2 : 1;
+    try {
+      setNumThreads(other);
+      expect(getNumThreads()).toBe(other);
+      expect(() => setNumThreads(0)).toThrow('Expected integer between 1 and 1024 for threads but received 0 of type number');
+      expect(getNumThreads()).toBe(other);
+    } finally {
+      setNumThreads(before);
+    }
     expect(getNumThreads()).toBe(before);
-    expect(() => setNumThreads(0)).toThrow('Expected integer between 1 and 1024 for threads but received 0 of type number');
   });
 
-  test('TF32 flags start at PyTorch defaults (conv on, matmul off), can be set one at a time, and are validated', () => {
-    expect(allowTF32()).toEqual({ conv: true, matmul: false });
-    setAllowTF32({ conv: false });
-    expect(allowTF32()).toEqual({ conv: false, matmul: false });
-    setAllowTF32({ matmul: true });
-    expect(allowTF32()).toEqual({ conv: false, matmul: true });
-    setAllowTF32({ conv: true, matmul: false });
-    expect(allowTF32()).toEqual({ conv: true, matmul: false });
-    expect(() => setAllowTF32({ conv: 1 as unknown as boolean })).toThrow('Expected boolean for conv but received 1 of type number');
-    expect(() => setAllowTF32({ cudnn: true } as never)).toThrow("Unknown option 'cudnn' in TF32 flags; known: conv, matmul");
+  test('TF32 flags start at PyTorch defaults (conv on, matmul off) in a fresh process', () => {
+    expect(freshProcess('addon.allowTF32()')).toEqual({ conv: true, matmul: false });
+  });
+
+  torch.test('those defaults are the ones PyTorch itself starts with', () => {
+    assertPresent(torch);
+    const out = runPython('import json, torch\nprint(json.dumps({"conv": torch.backends.cudnn.allow_tf32, "matmul": torch.backends.cuda.matmul.allow_tf32}))');
+    expect(freshProcess('addon.allowTF32()')).toEqual(JSON.parse(out));
+  });
+
+  test('TF32 flags can be set one at a time, and are validated', () => {
+    const before = allowTF32();
+    try {
+      setAllowTF32({ conv: false, matmul: false });
+      expect(allowTF32()).toEqual({ conv: false, matmul: false });
+      setAllowTF32({ conv: true });
+      expect(allowTF32()).toEqual({ conv: true, matmul: false });
+      setAllowTF32({ matmul: true });
+      expect(allowTF32()).toEqual({ conv: true, matmul: true });
+      setAllowTF32({ conv: false });
+      expect(allowTF32()).toEqual({ conv: false, matmul: true });
+      expect(() => setAllowTF32({ conv: 1 as unknown as boolean })).toThrow('Expected boolean for conv but received 1 of type number');
+      expect(() => setAllowTF32({ cudnn: true } as never)).toThrow("Unknown option 'cudnn' in TF32 flags; known: conv, matmul");
+      expect(allowTF32()).toEqual({ conv: false, matmul: true }); // refused calls change nothing
+    } finally {
+      setAllowTF32(before);
+    }
+    expect(allowTF32()).toEqual(before);
   });
 
   test('CPU block cache: a freed large block serves the next allocation of its size; emptyCpuCache and Model.dispose give it back', () => {
@@ -56,24 +99,27 @@ describe('runtime', () => {
     expect(cpuCacheInfo().cachedBytes).toBe(0);
   });
 
-  (fs.existsSync(distBinding) ? test : test.skip)('FINETORCH_CPU_CACHE=0 leaves libtorch’s own allocator in place', () => {
-    const script = `const { native } = require(${JSON.stringify(distBinding)}); console.log(JSON.stringify(native().cpuCacheInfo()));`;
-    const off = spawnSync(process.execPath, ['-e', script], { env: { ...process.env, FINETORCH_CPU_CACHE: '0' }, encoding: 'utf8' });
-    expect(JSON.parse(off.stdout)).toMatchObject({ installed: false, cachedBytes: 0 });
+  test('FINETORCH_CPU_CACHE=0 leaves libtorch’s own allocator in place', () => {
+    expect(freshProcess('addon.cpuCacheInfo()', { ...process.env, FINETORCH_CPU_CACHE: '0' })).toMatchObject({ installed: false, cachedBytes: 0 });
     const { FINETORCH_CPU_CACHE: _, ...env } = process.env;
-    const limited = spawnSync(process.execPath, ['-e', script], { env: { ...env, FINETORCH_CPU_CACHE_MB: '100' }, encoding: 'utf8' });
-    expect(JSON.parse(limited.stdout)).toMatchObject({ installed: true, limitBytes: 100 * 2 ** 20 });
+    expect(freshProcess('addon.cpuCacheInfo()', { ...env, FINETORCH_CPU_CACHE_MB: '100' })).toMatchObject({ installed: true, limitBytes: 100 * 2 ** 20 });
   });
 
   test('manualSeed makes random numbers repeat', () => {
-    manualSeed(7);
-    const a = randn([5]).toArray();
-    manualSeed(7);
-    const b = randn([5]).toArray();
-    manualSeed(8);
-    const c = randn([5]).toArray();
-    expect(a).toEqual(b);
-    expect(a).not.toEqual(c);
-    expect(() => manualSeed(-1)).toThrow('Expected non-negative integer for seed');
+    const state = getRngState();
+    try {
+      manualSeed(7);
+      const a = randn([5]).toArray();
+      manualSeed(7);
+      const b = randn([5]).toArray();
+      manualSeed(8);
+      const c = randn([5]).toArray();
+      expect(a).toEqual(b);
+      expect(a).not.toEqual(c);
+      expect(() => manualSeed(-1)).toThrow('Expected non-negative integer for seed');
+    } finally {
+      setRngState(state);
+      state.dispose();
+    }
   });
 });

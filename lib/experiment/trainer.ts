@@ -10,7 +10,7 @@ import { scanDataset } from '../data/caltech101';
 import type { Split } from '../data/splits';
 import { createModel, type Model } from '../models/model';
 import { loadPretrained } from '../models/weights';
-import { manualSeed, resolveDevice, setCudnnBenchmark, setNumThreads } from '../runtime';
+import { getNumThreads, manualSeed, resolveDevice, setCudnnBenchmark, setNumThreads } from '../runtime';
 import { loadCheckpoint, restoreCheckpoint, writeCheckpoints } from '../training/checkpoint';
 import { createOptimizer, type Optimizer } from '../training/optimizer';
 import { createScheduler, type LrScheduler } from '../training/schedulers';
@@ -111,8 +111,9 @@ async function trainRecipe(config: Config, hooks: RunHooks): Promise<PhaseResult
 /** One phase: its own run folder with checkpoints/, logs/, config.yaml, split.json, results.json. */
 export async function runPhase(config: PhaseConfig, hooks: RunHooks = {}): Promise<PhaseResult> {
   const started = Date.now();
-  const threads = config.threads ?? Math.max(1, os.cpus().length);
-  setNumThreads(threads);
+  // the thread count is process-wide: set for this phase, and the caller's put back after it
+  const callerThreads = getNumThreads();
+  setNumThreads(config.threads ?? Math.max(1, os.cpus().length));
   manualSeed(config.seed);
   const run = await setUpPhase(config, hooks);
   try {
@@ -152,7 +153,7 @@ export async function runPhase(config: PhaseConfig, hooks: RunHooks = {}): Promi
   } finally {
     run.runLog?.close();
     run.batches.dispose();
-    setNumThreads(threads);
+    setNumThreads(callerThreads);
     run.optimizer.dispose();
     run.model.dispose();
   }
