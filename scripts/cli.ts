@@ -128,15 +128,15 @@ export function buildProgram(): Command {
         config = resolveConfig({ overrides: { ...flatten(previous), epochs: opts.epochs ?? previous.epochs, quiet: opts.quiet ?? previous.quiet } });
         if (config.phase === 'two-stage') throw new ConfigError('--resume takes one phase\'s run folder');
       } else {
-        const lrKey = opts.phase === 'finetune' ? 'finetune_lr' : 'learning_rate';
-        config = resolveConfig({
-          config: opts.config,
-          overrides: {
-            phase: opts.phase, arch: opts.arch, head: opts.head, 'data.root': opts.data, weights: opts.weights, epochs: opts.epochs,
-            batch_size: opts.batchSize, [lrKey]: opts.lr, device: opts.device, seed: opts.seed, seeds: opts.seeds, image_size: opts.imageSize,
-            init_checkpoint: opts.init, output_dir: opts.out, run_name: opts.name, quiet: opts.quiet, ...(opts.set ?? {}),
-          },
+        // --lr is the rate of the phase that runs: finetune_lr for a finetune phase, whether the
+        // phase came from --phase or from the --config file
+        const overrides = (lrKey: 'learning_rate' | 'finetune_lr') => ({
+          phase: opts.phase, arch: opts.arch, head: opts.head, 'data.root': opts.data, weights: opts.weights, epochs: opts.epochs,
+          batch_size: opts.batchSize, [lrKey]: opts.lr, device: opts.device, seed: opts.seed, seeds: opts.seeds, image_size: opts.imageSize,
+          init_checkpoint: opts.init, output_dir: opts.out, run_name: opts.name, quiet: opts.quiet, ...(opts.set ?? {}),
         });
+        config = resolveConfig({ config: opts.config, overrides: overrides('learning_rate') });
+        if (opts.lr !== undefined && config.phase === 'finetune') config = resolveConfig({ config: opts.config, overrides: overrides('finetune_lr') });
       }
       const results = await train(config, { signal: interruptSignal(), resolveImagenetWeights: imagenetResolver(config.quiet), resumeDir });
       console.log(comparisonMarkdown(compareRuns(results.map((r) => readResults(r.runDir)))));

@@ -49,7 +49,18 @@ describe('finetorch CLI', () => {
     expect(tested.out).toMatch(/\| circle \| \d+\.\d\d% \| \d \/ 3 \|/);
     const evaluation = JSON.parse(fs.readFileSync(path.join(dir, 'eval.json'), 'utf8'));
     expect(evaluation.confusion.map((row: number[]) => row.reduce((a, b) => a + b, 0))).toEqual([3, 3, 3]);
-    expect(evaluation.top5).toBeGreaterThanOrEqual(evaluation.top1);
+    // the figures are those of the confusion matrix (3 classes: the top 5 hold every class)
+    const diagonal = evaluation.confusion.map((row: number[], i: number) => row[i]);
+    expect(evaluation.top1).toBeCloseTo(diagonal.reduce((a: number, b: number) => a + b, 0) / 9, 12);
+    expect(evaluation.meanPerClass).toBeCloseTo(diagonal.reduce((a: number, b: number) => a + b / 3, 0) / 3, 12);
+    expect(evaluation.top5).toBe(1);
+    // printed as evaluated, and the same as the training run's own test of these weights
+    const p2 = (x: number) => `${(x * 100).toFixed(2)}%`;
+    expect(tested.out).toContain(`top-1 ${p2(evaluation.top1)}  top-5 ${p2(evaluation.top5)}  mean per-class ${p2(evaluation.meanPerClass)}  loss ${evaluation.loss.toFixed(4)}`);
+    const saved = JSON.parse(fs.readFileSync(path.join(runDir, 'results.json'), 'utf8'));
+    expect(evaluation.confusion).toEqual(saved.confusion);
+    expect([evaluation.top1, evaluation.top5, evaluation.meanPerClass]).toEqual([saved.test.top1, saved.test.top5, saved.test.meanPerClass]);
+    expect(Math.abs(evaluation.loss - saved.test.loss)).toBeLessThanOrEqual(1e-5 * Math.max(1, saved.test.loss));
 
     const image = fs.readdirSync(path.join(data, '101_ObjectCategories', 'circle'))[0];
     const predicted = await run('predict', path.join(data, '101_ObjectCategories', 'circle', image), '--checkpoint', runDir, '--json');
@@ -67,7 +78,7 @@ describe('finetorch CLI', () => {
     const rows = JSON.parse(fs.readFileSync(path.join(dir, 'rows.json'), 'utf8'));
     expect(rows).toHaveLength(2);
     expect(rows[0]).toMatchObject({ method: 'from scratch', arch: 'resnet18', epochs: 2 });
-    expect(rows[0].top5).toBeGreaterThanOrEqual(rows[0].top1);
+    expect(rows[0]).toMatchObject({ top1: saved.test.top1, top5: saved.test.top5, meanPerClassAccuracy: saved.test.meanPerClass });
   });
 
   test('--seeds: one run folder per seed with its own split; compare gives mean ± std, intervals and the paired test', async () => {
