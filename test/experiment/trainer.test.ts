@@ -3,7 +3,10 @@
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { createModel, getNumThreads, InterruptedError, manualSeed, setNumThreads, loadCheckpoint, loadWeights, readMetrics, resolveConfig, saveWeights, train, type Config, type PhaseResult } from '../../lib';
+import {
+  createModel, DataLoader, EVAL_DECODE, evalTransform, getNumThreads, InterruptedError, loadCheckpoint, loadImageCache, loadSplitManifest, loadWeights, manualSeed,
+  readMetrics, resolveConfig, saveWeights, scanDataset, setNumThreads, train, type Config, type PhaseResult,
+} from '../../lib';
 import { createSyntheticDataset } from '../helpers/synthetic-dataset';
 
 let dir: string;
@@ -26,6 +29,50 @@ function trainLosses(result: PhaseResult): number[] {
     .map((r) => (r as { loss: number }).loss);
 }
 
+/**
+ * The run's test figures computed again by another path: best.pth loaded into a fresh model, the
+ * split's test images decoded and transformed here, the whole network run on them (not the feature
+ * cache), and top-1, top-5, mean per-class accuracy and the loss counted by hand from the logits.
+ */
+async function independentTest(r: PhaseResult) {
+  const { stateDict, extra } = await loadCheckpoint(r.checkpoints.best);
+  const classes = (extra as { classes: string[] }).classes;
+  const model = createModel('resnet18', { numClasses: classes.length });
+  try {
+    await model.loadStateDict(stateDict);
+    model.eval();
+    const split = await loadSplitManifest(path.join(r.runDir, 'split.json'), await scanDataset(path.join(dir, 'data'), { warn: () => undefined }));
+    const { cache } = await loadImageCache(split.test.map((s) => s.path), { decode: { ...EVAL_DECODE, resize: 36, centerCrop: 32 }, warn: () => undefined });
+    const loader = new DataLoader(split.test, { batchSize: split.test.length, transform: evalTransform({ size: 32 }), cache, shuffle: false });
+    let top1 = 0;
+    let top5 = 0;
+    let loss = 0;
+    const hits = classes.map(() => ({ correct: 0, count: 0 }));
+    for await (const batch of loader.epoch(0)) {
+      const logits = await model.forward(batch.images);
+      const values = logits.toTypedArray() as Float32Array;
+      batch.labels.toArray().forEach((label, i) => {
+        const row = Array.from(values.subarray(i * classes.length, (i + 1) * classes.length));
+        const rank = row.filter((v) => v > row[label]).length;
+        const max = Math.max(...row);
+        loss += Math.log(row.reduce((sum, v) => sum + Math.exp(v - max), 0)) - (row[label] - max);
+        if (rank === 0) top1++;
+        if (rank < 5) top5++;
+        hits[label].count++;
+        if (rank === 0) hits[label].correct++;
+      });
+      logits.dispose();
+      batch.images.dispose();
+      batch.labels.dispose();
+    }
+    const n = split.test.length;
+    const present = hits.filter((h) => h.count > 0);
+    return { count: n, top1: top1 / n, top5: top5 / n, loss: loss / n, meanPerClass: present.reduce((s, h) => s + h.correct / h.count, 0) / present.length };
+  } finally {
+    model.dispose();
+  }
+}
+
 beforeAll(async () => {
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'finetorch-trainer-'));
   await createSyntheticDataset(path.join(dir, 'data'), { classes: 4, perClass: 12, size: 40, seed: 3 });
@@ -37,6 +84,9 @@ beforeAll(async () => {
   await saveWeights(weights, model.stateDict());
   model.dispose();
 });
+// train() and the first test set the thread count: put the file's starting count back after each test
+const startThreads = getNumThreads();
+afterEach(() => setNumThreads(startThreads));
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
 
 describe('train', () => {
@@ -56,7 +106,16 @@ describe('train', () => {
         expect(fs.existsSync(path.join(r.runDir, f))).toBe(true);
       }
       expect(fs.readdirSync(path.join(r.runDir, 'logs')).some((f) => f.startsWith('events.out.tfevents.'))).toBe(true);
-      expect(r.test.top5).toBeGreaterThanOrEqual(r.test.top1);
+    }
+    // the reported test figures are those of the weights in best.pth, recomputed by another path
+    // (for feature_extract the run tested on cached features; here the whole network runs)
+    for (const r of [fe, ft]) {
+      const expected = await independentTest(r);
+      expect(r.test.count).toBe(expected.count);
+      expect(r.test.top1).toBe(expected.top1);
+      expect(r.test.top5).toBe(expected.top5);
+      expect(r.test.meanPerClass).toBeCloseTo(expected.meanPerClass, 12);
+      expect(Math.abs(r.test.loss - expected.loss)).toBeLessThan(1e-4 * Math.max(1, expected.loss));
     }
     // the backbone after feature_extract is bit-identical to the pretrained file
     const after = (await loadCheckpoint(fe.checkpoints.best)).stateDict;
@@ -77,14 +136,19 @@ describe('train', () => {
     expect(fs.readFileSync(path.join(ft.runDir, 'split.json'), 'utf8')).toBe(fs.readFileSync(path.join(fe.runDir, 'split.json'), 'utf8'));
   });
 
-  test('the phase-1 feature cache gives the same training as the uncached phase, faster', async () => {
-    const t0 = Date.now();
-    const [cached] = await train(config({ phase: 'feature_extract', weights, run_name: 'cached', feature_cache: true }), quiet);
-    const t1 = Date.now();
-    const [plain] = await train(config({ phase: 'feature_extract', weights, run_name: 'plain', feature_cache: false }), quiet);
-    const t2 = Date.now();
+  test('the phase-1 feature cache runs the backbone once and gives the same training as the uncached phase', async () => {
+    const logged = async (overrides: Record<string, unknown>) => {
+      const lines: string[] = [];
+      const [result] = await train(config({ phase: 'feature_extract', weights, ...overrides }), { log: (l) => lines.push(l) });
+      return { result, cacheLines: lines.filter((l) => l.includes('feature cache:')) };
+    };
+    const { result: cached, cacheLines } = await logged({ run_name: 'cached', feature_cache: true });
+    const { result: plain, cacheLines: none } = await logged({ run_name: 'plain', feature_cache: false });
     expect(cached.featureCache).toBe(true);
     expect(plain.featureCache).toBe(false);
+    // 32 training + 16 test images, each through the frozen backbone once for the whole phase
+    expect(cacheLines).toEqual([expect.stringMatching(/feature cache: 48 images through the frozen backbone once/)]);
+    expect(none).toEqual([]);
     const a = trainLosses(cached);
     const b = trainLosses(plain);
     a.forEach((loss, i) => expect(Math.abs(loss - b[i])).toBeLessThan(1e-4 * Math.max(1, Math.abs(b[i]))));
@@ -93,30 +157,46 @@ describe('train', () => {
     let worst = 0;
     headA.forEach((v, i) => (worst = Math.max(worst, Math.abs(v - headB[i]))));
     expect(worst).toBeLessThan(1e-4);
-    console.log(`feature_extract, 3 epochs: cached ${t1 - t0} ms, uncached ${t2 - t1} ms (head max diff ${worst.toExponential(1)})`);
   });
 
   test('checkpoint_interval: last.pth only after a new best and the final epoch; best.pth is a link, not a copy', async () => {
     // frozen backbone and learning rate 0: validation (carved from the training images) never improves after epoch 1
     const written = (interval: number, name: string, validation = 2) => async () => {
-      const lines: string[] = [];
+      const checkpoints = path.join(dir, 'runs', name, 'checkpoints');
+      // the files as each checkpoint line is logged, i.e. right after that epoch's write
+      const files: Array<{ epoch: number; last: fs.Stats; best: fs.Stats | null }> = [];
+      const log = (l: string) => {
+        if (!l.includes('checkpoint:')) return;
+        const best = path.join(checkpoints, 'best.pth');
+        files.push({ epoch: Number(/epoch (\d+)/.exec(l)![1]), last: fs.statSync(path.join(checkpoints, 'last.pth')), best: fs.existsSync(best) ? fs.statSync(best) : null });
+      };
       const overrides = { phase: 'feature_extract', weights, run_name: name, epochs: 4, learning_rate: 0, checkpoint_interval: interval, 'data.val_per_class': validation };
-      const [result] = await train(config(overrides), { log: (l) => lines.push(l) });
-      return { result, epochs: lines.filter((l) => l.includes('checkpoint:')).map((l) => Number(/epoch (\d+)/.exec(l)![1])) };
+      const [result] = await train(config(overrides), { log });
+      return { result, files, epochs: files.map((f) => f.epoch) };
     };
     const sparse = await written(1e6, 'sparse')();
     expect(sparse.epochs).toEqual([1, 4]);
     const every = await written(0, 'every')();
     expect(every.epochs).toEqual([1, 2, 3, 4]);
     const { best, last } = sparse.result.checkpoints;
+    // epoch 1, the best: best.pth is last.pth itself, one file with two names (a hard link, not a copy)
+    const [atBest, atEnd] = sparse.files;
+    expect(atBest.best!.ino).toBe(atBest.last.ino);
+    expect(atBest.last.nlink).toBe(2);
+    // epoch 4, not a better one: last.pth is a new file; best.pth is still epoch 1's file, untouched
+    expect(atEnd.last.ino).not.toBe(atBest.last.ino);
+    expect(atEnd.best!.ino).toBe(atBest.last.ino);
+    expect([atEnd.last.nlink, atEnd.best!.nlink]).toEqual([1, 1]);
+    expect(fs.statSync(best).ino).toBe(atBest.last.ino);
     expect((await loadCheckpoint(best)).epoch).toBe(1);
     expect((await loadCheckpoint(last)).epoch).toBe(4);
-    expect(fs.statSync(best).ino).not.toBe(fs.statSync(last).ino); // last.pth was replaced, best.pth kept epoch 1
-    // without a validation part nothing is "best": only the final epoch is written, and tested
+    // without a validation part nothing is "best": only the final epoch is written, and tested; best.pth is that file
     const final = await written(1e6, 'final', 0)();
     expect(final.epochs).toEqual([4]);
     expect((await loadCheckpoint(final.result.checkpoints.best)).epoch).toBe(4);
+    expect(final.files[0].best!.ino).toBe(final.files[0].last.ino);
     expect(fs.statSync(final.result.checkpoints.best).ino).toBe(fs.statSync(final.result.checkpoints.last).ino);
+    expect(fs.statSync(final.result.checkpoints.last).nlink).toBe(2);
   });
 
   test('resume continues exactly where the run stopped', async () => {
