@@ -45,6 +45,10 @@ with torch.no_grad():
     refs['resnet18.features'] = torch.flatten(resnet.avgpool(torch.nn.Sequential(*list(resnet.children())[:-2])(x)), 1)
 train_copy = copy.deepcopy(resnet).train()
 loss_and_grads(train_copy, x, labels, 'resnet18.train', refs)
+# BatchNorm's running statistics after that one train-mode forward (momentum 0.1 over the
+# randomised starting values, unbiased batch variance, num_batches_tracked 5 -> 6)
+for name, b in train_copy.named_buffers():
+    refs['resnet18.train.buffer.' + name] = b.detach().clone()
 
 alexnet = torchvision.models.alexnet().eval()
 torch.save(alexnet.state_dict(), f'{out}/alexnet-legacy.pth', _use_new_zipfile_serialization=False)

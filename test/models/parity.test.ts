@@ -2,22 +2,25 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { createModel, loadPretrained, loadTorchFile, Tensor, type Model } from '../../lib';
+import { assertPresent, prerequisite } from '../helpers/prerequisite';
+import { torchPythonUnavailableReason } from '../helpers/python';
 import { relativeError, writeTorchFixtures, type Fixtures } from '../helpers/torch-fixtures';
 
-const fixtures: Fixtures | null = writeTorchFixtures();
-const suite = fixtures ? describe : describe.skip;
+const torch = prerequisite('PyTorch reference', torchPythonUnavailableReason());
+const fixtures: Fixtures | null = torch.missing === null ? writeTorchFixtures() : null;
 
 function values(t: Tensor | undefined): Float32Array {
   if (!t) throw new Error('missing reference tensor');
   return t.toTypedArray() as Float32Array;
 }
 
-suite('parity with torchvision (PyTorch 1.13 reference)', () => {
+torch.describe('parity with torchvision (PyTorch 1.13 reference)', () => {
   let refs: Map<string, Tensor>;
   const errors: Record<string, number> = {};
   const dir = fixtures?.dir ?? '';
 
   beforeAll(async () => {
+    assertPresent(torch);
     refs = (await loadTorchFile(path.join(dir, 'refs.pth'))).value as Map<string, Tensor>;
   });
   afterAll(() => {
@@ -30,6 +33,25 @@ suite('parity with torchvision (PyTorch 1.13 reference)', () => {
     const error = relativeError(values(actual), values(expected));
     errors[name] = Math.max(errors[name] ?? 0, error);
     expect(error).toBeLessThan(tolerance);
+  }
+
+  /** Every BatchNorm buffer of `model` against PyTorch's after its one train-mode forward. */
+  function compareRunningStats(when: string, model: Model): void {
+    const prefix = 'resnet18.train.buffer.';
+    const expectedNames = [...refs.keys()].filter((k) => k.startsWith(prefix)).map((k) => k.slice(prefix.length));
+    const buffers = [...model.stateDict()].filter(([name]) => /running_(mean|var)$|num_batches_tracked$/.test(name));
+    expect(buffers.map(([name]) => name)).toEqual(expectedNames);
+    expect(buffers).toHaveLength(60); // 20 BatchNorm layers in ResNet-18
+    for (const [name, actual] of buffers) {
+      const expected = refs.get(prefix + name)!;
+      if (name.endsWith('num_batches_tracked')) {
+        // randomize_bn set 5; one train-mode forward adds one
+        expect({ name, value: actual.toArray() }).toEqual({ name, value: expected.toArray() });
+        expect(expected.toArray()).toEqual([6]);
+      } else {
+        compare(`resnet18 running stats (${when})`, actual, expected, 1e-5);
+      }
+    }
   }
 
   test.each(['alexnet', 'resnet18', 'resnet34', 'resnet50', 'vgg16'] as const)(
@@ -64,16 +86,18 @@ suite('parity with torchvision (PyTorch 1.13 reference)', () => {
       fresh.train();
       const x = refs.get('x')!;
       compare('resnet18 train logits', await fresh.forward(x), refs.get('resnet18.train.logits'), 1e-5);
-      // forward in train mode moved the running stats: start again from the file for the backward
+      // that forward moved the running statistics exactly as PyTorch's did
+      compareRunningStats('after forward', fresh);
+      // start again from the file for the backward, whose own forward moves them once more
       await loadPretrained(fresh, path.join(dir, 'resnet18.pth'));
       const { loss } = await fresh.backward(x, refs.get('labels')!);
+      compareRunningStats('after backward', fresh);
       const expectedLoss = values(refs.get('resnet18.train.loss'))[0];
       errors['resnet18 loss'] = Math.abs(loss - expectedLoss) / Math.abs(expectedLoss);
       expect(errors['resnet18 loss']).toBeLessThan(1e-5);
       const grads = fresh.namedGradients();
       expect(grads.size).toBe(62);
       for (const [name, grad] of grads) compare('resnet18 gradients', grad, refs.get(`resnet18.train.grad.${name}`), 1e-4);
-      // running stats after one train-mode forward match PyTorch's update rule
       fresh.dispose();
     });
   });
