@@ -4,12 +4,44 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import {
-  createModel, createOptimizer, evalStep, manualSeed, randn, resolveConfig, resolveDevice, runtimeInfo, tensor, train, trainStep,
+  createModel, createOptimizer, evalStep, getNumThreads, loadPretrained, loadTorchFile, manualSeed, randn, resolveConfig, resolveDevice,
+  runtimeInfo, tensor, train, trainStep, type Tensor,
 } from '../lib';
+import { assertPresent, prerequisite } from './helpers/prerequisite';
+import { runPython, torchPythonUnavailableReason } from './helpers/python';
 import { createSyntheticDataset } from './helpers/synthetic-dataset';
 
 const labels = (values: number[]) => tensor(new BigInt64Array(values.map(BigInt)));
 const cuda = runtimeInfo().cudaAvailable;
+const torch = prerequisite('PyTorch reference for bf16 autocast', torchPythonUnavailableReason());
+
+// A seeded torchvision ResNet-18 (non-trivial BatchNorm statistics, eval mode) and a batch, and
+// what PyTorch computes for them in float32 and under torch.autocast('cpu', dtype=torch.bfloat16).
+const BF16_REFERENCE = String.raw`
+import json, sys
+import torch, torchvision
+out = sys.argv[1]
+torch.set_num_threads(int(sys.argv[2]))
+torch.manual_seed(0)
+model = torchvision.models.resnet18(num_classes=3).eval()
+for m in model.modules():
+    if isinstance(m, torch.nn.BatchNorm2d):
+        m.running_mean.uniform_(-0.2, 0.2); m.running_var.uniform_(0.5, 1.5)
+x = torch.randn(4, 3, 32, 32)
+y = torch.tensor([0, 1, 2, 0])
+torch.save(model.state_dict(), f'{out}/model.pth')
+torch.save({'x': x, 'y': y}, f'{out}/batch.pth')
+with torch.no_grad():
+    fp32 = model(x)
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        bf16 = model(x)
+assert bf16.dtype == torch.bfloat16
+F = torch.nn.functional
+print(json.dumps({'fp32': fp32.flatten().tolist(), 'bf16': bf16.float().flatten().tolist(),
+                  'fp32_loss': F.cross_entropy(fp32, y).item(), 'bf16_loss': F.cross_entropy(bf16.float(), y).item()}))
+`;
+
+const maxAbsDiff = (a: ArrayLike<number>, b: ArrayLike<number>) => Array.from(a).reduce((m, v, i) => Math.max(m, Math.abs(v - b[i])), 0);
 
 describe('devices (CPU build)', () => {
   test("'auto' resolves to the CPU without CUDA, and to 'cuda' with it", () => {
@@ -28,15 +60,53 @@ describe('devices (CPU build)', () => {
     await expect(train({ ...config, phase: 'scratch' }, { log: () => undefined })).rejects.toThrow(/CUDA is not available/);
   });
 
-  test('bf16 autocast on the CPU: loss close to float32, and training still learns', async () => {
+  torch.test('bf16 autocast on the CPU gives PyTorch’s torch.autocast(\'cpu\', bfloat16) logits and loss', async () => {
+    assertPresent(torch);
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'finetorch-bf16-'));
+    const model = createModel('resnet18', { numClasses: 3 });
+    try {
+      const ref = JSON.parse(runPython(BF16_REFERENCE, [dir, String(getNumThreads())])) as {
+        fp32: number[]; bf16: number[]; fp32_loss: number; bf16_loss: number;
+      };
+      expect(await loadPretrained(model, path.join(dir, 'model.pth'))).toMatchObject({ missingKeys: [], unexpectedKeys: [] });
+      const batch = (await loadTorchFile(path.join(dir, 'batch.pth'))).value as Map<string, Tensor>;
+      const [x, y] = [batch.get('x')!, batch.get('y')!];
+      model.eval();
+      const fp32 = await evalStep(model, x, y, { returnLogits: true });
+      const bf16 = await evalStep(model, x, y, { amp: 'bf16', returnLogits: true });
+      const ours = { fp32: fp32.logits!.toTypedArray() as Float32Array, bf16: bf16.logits!.toTypedArray() as Float32Array };
+      // bfloat16 keeps 8 significant bits: one unit in the last place of a value in [2^e, 2^(e+1))
+      // is 2^(e-7). The same ops on the same inputs may differ by a rounding flip in an
+      // intermediate, so allow 2 ulps at the largest logit's binade. Cross-entropy moves by at most
+      // twice the largest logit change (its gradient p - onehot has an L1 norm of at most 2).
+      const largest = Math.max(...ref.bf16.map(Math.abs));
+      const ulp = 2 ** (Math.floor(Math.log2(largest)) - 7);
+      const tolerance = 2 * ulp;
+      const errors = {
+        'ours bf16 vs PyTorch bf16': maxAbsDiff(ours.bf16, ref.bf16),
+        'ours fp32 vs PyTorch fp32': maxAbsDiff(ours.fp32, ref.fp32),
+        'PyTorch bf16 vs PyTorch fp32': maxAbsDiff(ref.bf16, ref.fp32),
+      };
+      console.log(`bf16 logits, max |difference| (tolerance ${tolerance.toExponential(2)}): ${JSON.stringify(errors)}`);
+      expect(errors['ours bf16 vs PyTorch bf16']).toBeLessThanOrEqual(tolerance);
+      expect(Math.abs(bf16.loss - ref.bf16_loss)).toBeLessThanOrEqual(2 * tolerance + 1e-6);
+      // float32 as a control: the reference agrees with ours to float32 round-off...
+      expect(errors['ours fp32 vs PyTorch fp32']).toBeLessThan(1e-5 * largest);
+      expect(Math.abs(fp32.loss - ref.fp32_loss)).toBeLessThan(1e-5 * ref.fp32_loss);
+      // ...and bf16 really is a different computation here, wider apart than the tolerance: a step
+      // that ignored amp (float32 throughout) would fail the comparison above
+      expect(errors['PyTorch bf16 vs PyTorch fp32']).toBeGreaterThan(tolerance);
+    } finally {
+      model.dispose();
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('bf16 autocast training on the CPU still learns', async () => {
     manualSeed(4);
     const model = createModel('resnet18', { numClasses: 3 });
     const x = randn([4, 3, 32, 32]);
     const y = labels([0, 1, 2, 0]);
-    model.eval();
-    const fp32 = await evalStep(model, x, y);
-    const bf16 = await evalStep(model, x, y, { amp: 'bf16' });
-    expect(Math.abs(bf16.loss - fp32.loss) / fp32.loss).toBeLessThan(0.05);
     model.train();
     const optimizer = createOptimizer(model, { type: 'adam', lr: 1e-3 });
     const losses: number[] = [];

@@ -6,25 +6,35 @@ import {
   createOptimizer,
   createScheduler,
   evalStep,
+  getRngState,
   loadCheckpoint,
   manualSeed,
   randn,
   restoreCheckpoint,
+  setRngState,
   tensor,
   trainStep,
   writeCheckpoints,
   type Model,
   Tensor,
 } from '../../lib';
-import { findTorchPython, runPython } from '../helpers/python';
+import { assertPresent, prerequisite } from '../helpers/prerequisite';
+import { runPython, torchPythonUnavailableReason } from '../helpers/python';
+
+const torch = prerequisite('PyTorch reference', torchPythonUnavailableReason());
 
 const labels = (values: number[]) => tensor(new BigInt64Array(values.map(BigInt)));
 const bytesOf = (t: Tensor) => Buffer.from(t.native.toBytes());
 let scratch: string;
+let rngState: Tensor; // the tests seed libtorch's generator; it is put back for the files after
 beforeAll(() => {
   scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'finetorch-steps-'));
+  rngState = getRngState();
 });
-afterAll(() => fs.rmSync(scratch, { recursive: true, force: true }));
+afterAll(() => {
+  fs.rmSync(scratch, { recursive: true, force: true });
+  setRngState(rngState);
+});
 
 function batches(count: number, size: number, classes: number, seed: number): Array<[Tensor, Tensor]> {
   manualSeed(seed);
@@ -89,19 +99,40 @@ describe('trainStep', () => {
     expect((await loadCheckpoint(bestFile)).step).toBe(3); // replacing last.pth left best.pth alone
     expect((await loadCheckpoint(last)).step).toBe(6);
     expect(fs.readdirSync(scratch).filter((f) => f.includes('.tmp-'))).toEqual([]);
+    for (const s of [straight, first, resumed]) s.model.dispose();
+  });
 
-    if (findTorchPython()) {
-      const out = runPython(
-        `import sys, torch, torchvision
+  torch.test('PyTorch loads our checkpoint: torchvision takes its state_dict, values and all', async () => {
+    assertPresent(torch);
+    const dir = fs.mkdtempSync(path.join(scratch, 'torch-load-'));
+    manualSeed(6);
+    const model = createModel('resnet18', { numClasses: 3 });
+    const optimizer = createOptimizer(model, { type: 'adam', lr: 1e-4, groups: [{ prefixes: ['fc'], lr: 1e-3 }] });
+    const scheduler = createScheduler(optimizer, { type: 'step', stepSize: 2, gamma: 0.5 });
+    const [[x, y]] = batches(1, 32, 3, 8);
+    await trainStep(model, optimizer, x, y); // running statistics and Adam state are not the initial ones
+    const { last } = await writeCheckpoints(dir, { model, optimizer, scheduler, epoch: 0, step: 1, bestMetric: 0.5, config: {} }, true);
+    const fc = Array.from(model.namedParameters().get('fc.weight')!.toTypedArray() as Float32Array).slice(0, 5);
+    const runningVar = Array.from(model.stateDict().get('layer4.1.bn2.running_var')!.toTypedArray() as Float32Array).slice(0, 5);
+    const out = JSON.parse(
+      runPython(
+        `import json, sys, torch, torchvision
 # torch 1.13's weights_only unpickler lacks BINFLOAT (floats like best_metric); 2.x reads it
 ck = torch.load(sys.argv[1])
-m = torchvision.models.alexnet(num_classes=3)
-print(m.load_state_dict(ck['state_dict']), ck['step'], ck['optimizer']['param_groups'][0]['lr'])`,
+m = torchvision.models.resnet18(num_classes=3)
+result = m.load_state_dict(ck['state_dict'])
+sd = m.state_dict()
+print(json.dumps({'missing': result.missing_keys, 'unexpected': result.unexpected_keys, 'step': ck['step'],
+                  'lrs': [g['lr'] for g in ck['optimizer']['param_groups']],
+                  'fc': sd['fc.weight'].flatten()[:5].tolist(), 'running_var': sd['layer4.1.bn2.running_var'][:5].tolist(),
+                  'batches': sd['layer4.1.bn2.num_batches_tracked'].item()}))`,
         [last],
-      );
-      expect(out).toContain('All keys matched successfully');
-    }
-    for (const s of [straight, first, resumed]) s.model.dispose();
+      ),
+    );
+    const lrs = Array.from({ length: optimizer.groupCount }, (_, i) => optimizer.getLr(i));
+    expect([...lrs].sort()).toEqual([1e-4, 1e-3]);
+    expect(out).toEqual({ missing: [], unexpected: [], step: 1, lrs, fc, running_var: runningVar, batches: 1 });
+    model.dispose();
   });
 
   test('a NaN loss stops the step with a clear error and leaves the parameters as they were', async () => {
@@ -146,7 +177,7 @@ print(m.load_state_dict(ck['state_dict']), ck['step'], ck['optimizer']['param_gr
     model.dispose();
   });
 
-  test('clipping, gradient statistics, label smoothing and class weights', async () => {
+  test('clipping and gradient statistics', async () => {
     manualSeed(3);
     const model = createModel('resnet18', { numClasses: 3 });
     const optimizer = createOptimizer(model, { type: 'sgd', lr: 0 });
@@ -161,28 +192,53 @@ print(m.load_state_dict(ck['state_dict']), ck['step'], ck['optimizer']['param_gr
     const fc = result.gradStats!.find((s) => s.name === 'fc.weight')!;
     expect(fc.histogram.reduce((a, b) => a + b, 0)).toBe(3 * 512);
     expect(fc.min).toBeLessThanOrEqual(fc.max);
+    model.dispose();
+  });
 
-    // label smoothing and class weights against the formula on the model's own logits
-    model.eval();
-    const weights = tensor(new Float32Array([1, 2, 0.5]));
-    const { logits } = await evalStep(model, x, undefined, { returnLogits: true });
-    const z = logits!.toTypedArray() as Float32Array;
-    const target = y.toArray();
-    const eps = 0.1;
-    let num = 0;
-    let den = 0;
-    for (let i = 0; i < 2; i++) {
-      const row = Array.from(z.subarray(i * 3, i * 3 + 3));
-      const max = Math.max(...row);
-      const lse = max + Math.log(row.reduce((s, v) => s + Math.exp(v - max), 0));
-      const w = [1, 2, 0.5];
-      const nll = -(row[target[i]] - lse);
-      const smooth = -row.reduce((s, v, c) => s + w[c] * (v - lse), 0) / 3;
-      num += (1 - eps) * w[target[i]] * nll + eps * smooth;
-      den += w[target[i]];
+  torch.test('label smoothing and class weights: the loss is torch.nn.functional.cross_entropy’s on the same logits', async () => {
+    assertPresent(torch);
+    manualSeed(3);
+    const model = createModel('resnet18', { numClasses: 4 }).eval();
+    // the head's own step (features in, as the phase-1 cache does): the same native loss as with images
+    const features = await model.features(randn([6, 3, 32, 32]));
+    const y = labels([0, 3, 1, 2, 3, 3]);
+    const { logits } = await evalStep(model, features, undefined, { features: true, returnLogits: true });
+    const cases: Array<{ labelSmoothing?: number; weights?: number[] }> = [
+      {},
+      { labelSmoothing: 0.1 },
+      { weights: [1, 2, 0.5, 0.25] },
+      { labelSmoothing: 0.1, weights: [1, 2, 0.5, 0.25] },
+      { labelSmoothing: 0.35, weights: [0.2, 3, 1, 0.7] },
+    ];
+    const reference = JSON.parse(
+      runPython(
+        `import json, sys, torch
+import torch.nn.functional as F
+z = torch.tensor(json.loads(sys.argv[1]), dtype=torch.float32).view(6, 4)
+y = torch.tensor(json.loads(sys.argv[2]))
+out = []
+for c in json.loads(sys.argv[3]):
+    w = torch.tensor(c['weights'], dtype=torch.float32) if 'weights' in c else None
+    out.append(F.cross_entropy(z, y, weight=w, label_smoothing=c.get('labelSmoothing', 0.0)).item())
+print(json.dumps(out))`,
+        [JSON.stringify(Array.from(logits!.toTypedArray() as Float32Array)), JSON.stringify(y.toArray()), JSON.stringify(cases)],
+      ),
+    ) as number[];
+    // every option changes PyTorch's loss, so ignoring one cannot pass
+    expect(new Set(reference.map((v) => v.toFixed(4))).size).toBe(cases.length);
+    const optimizer = createOptimizer(model, { type: 'sgd', lr: 0 });
+    for (const [i, c] of cases.entries()) {
+      const options = {
+        features: true,
+        ...(c.labelSmoothing === undefined ? {} : { labelSmoothing: c.labelSmoothing }),
+        ...(c.weights === undefined ? {} : { classWeights: tensor(new Float32Array(c.weights)) }),
+      };
+      const evaluated = (await evalStep(model, features, y, options)).loss;
+      const trained = (await trainStep(model, optimizer, features, y, options)).loss; // eval mode, lr 0: same logits
+      for (const loss of [evaluated, trained]) {
+        expect({ case: c, relativeError: Math.abs(loss - reference[i]) / reference[i] < 1e-6 }).toEqual({ case: c, relativeError: true });
+      }
     }
-    const { loss } = await evalStep(model, x, y, { labelSmoothing: eps, classWeights: weights });
-    expect(loss).toBeCloseTo(num / den, 5);
     model.dispose();
   });
 });
