@@ -1,7 +1,7 @@
 // Loss scaling for float16 autocast, as torch.cuda.amp.GradScaler: the loss is multiplied by the
 // scale before backward so small gradients survive fp16; a step whose gradients overflow is skipped
 // and the scale halved; after `growthInterval` good steps the scale doubles.
-import { knownKeys, numberInRange, plainObject, positiveInteger } from '../utils/validate';
+import { knownKeys, nonNegativeInteger, numberInRange, plainObject, positiveInteger } from '../utils/validate';
 
 export interface GradScalerOptions {
   initScale?: number;
@@ -42,6 +42,6 @@ export class GradScaler {
 
   loadStateDict(state: { scale: number; goodSteps: number }): void {
     this.scale = numberInRange('scale', state.scale, 1e-30, 1e30);
-    this.goodSteps = state.goodSteps;
+    this.goodSteps = nonNegativeInteger('goodSteps', state.goodSteps);
   }
 }
