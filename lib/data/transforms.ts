@@ -139,8 +139,8 @@ export class Transform {
     for (let attempt = 0; attempt < 10; attempt++) {
       const targetArea = area * random.uniform(scale[0], scale[1]);
       const aspect = Math.exp(random.uniform(logRatio[0], logRatio[1]));
-      const w = Math.round(Math.sqrt(targetArea * aspect));
-      const h = Math.round(Math.sqrt(targetArea / aspect));
+      const w = roundHalfEven(Math.sqrt(targetArea * aspect));
+      const h = roundHalfEven(Math.sqrt(targetArea / aspect));
       if (w > 0 && h > 0 && w <= width && h <= height) return [random.int(width - w + 1), random.int(height - h + 1), w, h];
     }
     const inRatio = width / height;
@@ -148,10 +148,10 @@ export class Transform {
     let h: number;
     if (inRatio < ratio[0]) {
       w = width;
-      h = Math.round(w / ratio[0]);
+      h = roundHalfEven(w / ratio[0]);
     } else if (inRatio > ratio[1]) {
       h = height;
-      w = Math.round(h * ratio[1]);
+      w = roundHalfEven(h * ratio[1]);
     } else {
       w = width;
       h = height;
@@ -191,4 +191,12 @@ export function trainTransform(options: TransformOptions = {}): Transform {
 /** Evaluation: the centre crop of the Resize(256) -> CenterCrop(224) decode, normalised. */
 export function evalTransform(options: Pick<TransformOptions, 'size' | 'mean' | 'std' | 'channelsLast' | 'pinMemory' | 'threads'> = {}): Transform {
   return new Transform(options);
+}
+
+/** Python's round(): halves to the even neighbour (torchvision's crop sizes use it; Math.round rounds them up). */
+function roundHalfEven(x: number): number {
+  const floor = Math.floor(x);
+  const fraction = x - floor;
+  if (fraction !== 0.5) return Math.round(x);
+  return floor % 2 === 0 ? floor : floor + 1;
 }

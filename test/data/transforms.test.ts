@@ -1,5 +1,22 @@
 import { evalTransform, Random, Transform, trainTransform, type DecodedImage, IMAGENET_MEAN, IMAGENET_STD } from '../../lib';
-import { findTorchPython, runPython } from '../helpers/python';
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import { prerequisite } from '../helpers/prerequisite';
+import { runPython, torchPythonUnavailableReason } from '../helpers/python';
+
+const torch = prerequisite('PyTorch/torchvision reference', torchPythonUnavailableReason());
+
+/** Kolmogorov-Smirnov distance between the sample's empirical CDF and the uniform CDF on [lo, hi]. */
+function ksUniform(sample: number[], lo: number, hi: number): number {
+  const sorted = [...sample].sort((a, b) => a - b);
+  let d = 0;
+  sorted.forEach((v, i) => {
+    const cdf = Math.min(1, Math.max(0, (v - lo) / (hi - lo)));
+    d = Math.max(d, Math.abs((i + 1) / sorted.length - cdf), Math.abs(i / sorted.length - cdf));
+  });
+  return d;
+}
 
 function gradientImage(width: number, height: number): DecodedImage {
   const data = Buffer.alloc(width * height * 3);
@@ -44,20 +61,157 @@ describe('Transform', () => {
     expect(last.toTypedArray()).toEqual(values);
   });
 
-  test('random resized crops stay inside the image and follow torchvision’s scale and ratio ranges', () => {
-    const t = trainTransform();
-    const random = new Random(1);
-    for (const [w, h] of [[256, 960], [300, 256], [256, 256], [3481, 2955]]) {
-      for (let i = 0; i < 300; i++) {
-        const [x, y, cw, ch] = t.sample({ width: w, height: h }, random);
-        expect(x).toBeGreaterThanOrEqual(0);
-        expect(y).toBeGreaterThanOrEqual(0);
-        expect(x + cw).toBeLessThanOrEqual(w);
-        expect(y + ch).toBeLessThanOrEqual(h);
-        const area = (cw * ch) / (w * h);
-        expect(area).toBeLessThanOrEqual(1.0001);
+  describe('RandomResizedCrop boxes (sample() returns the box [x, y, w, h] the batch is cut from)', () => {
+    const sizes: Array<[number, number]> = [[256, 960], [300, 256], [256, 256], [3481, 2955]];
+
+    test('inside the image, area in scale and aspect in ratio up to rounding, varied, not all the whole image', () => {
+      const scale: [number, number] = [0.08, 1];
+      const ratio: [number, number] = [3 / 4, 4 / 3];
+      const t = trainTransform();
+      expect(t.randomResizedCrop).toEqual({ scale, ratio }); // torchvision's defaults
+      const random = new Random(1);
+      for (const [w, h] of sizes) {
+        const boxes = Array.from({ length: 2000 }, () => t.sample({ width: w, height: h }, random).slice(0, 4));
+        let whole = 0;
+        let fallbacks = 0;
+        for (const [x, y, cw, ch] of boxes) {
+          expect(Number.isInteger(x) && Number.isInteger(y) && cw >= 1 && ch >= 1).toBe(true);
+          expect(x >= 0 && y >= 0 && x + cw <= w && y + ch <= h).toBe(true);
+          if (cw === w && ch === h) whole++;
+          // torchvision's centre fallback (after 10 rejected draws): full width, h = round(w / 0.75)
+          if (cw === w && ch === Math.round(w / ratio[0]) && y === Math.floor((h - ch) / 2) && w / h < ratio[0]) {
+            fallbacks++;
+            continue;
+          }
+          // w = round(sqrt(A s r)), h = round(sqrt(A s / r)): some s in scale and r in ratio fit within ±0.5 of each side
+          expect((cw - 0.5) * (ch - 0.5)).toBeLessThanOrEqual(scale[1] * w * h);
+          expect((cw + 0.5) * (ch + 0.5)).toBeGreaterThanOrEqual(scale[0] * w * h);
+          expect((cw - 0.5) / (ch + 0.5)).toBeLessThanOrEqual(ratio[1]);
+          expect((cw + 0.5) / (ch - 0.5)).toBeGreaterThanOrEqual(ratio[0]);
+        }
+        // a transform that returned the whole image (or one fixed box) would fail here
+        expect(whole).toBeLessThan(boxes.length * 0.1);
+        expect(new Set(boxes.map(([, , cw, ch]) => `${cw}x${ch}`)).size).toBeGreaterThan(100);
+        const areas = boxes.map(([, , cw, ch]) => (cw * ch) / (w * h));
+        expect(Math.min(...areas)).toBeLessThan(0.1);
+        // (a 256×960 image holds at most a 256×341 box of aspect 3/4: 36% of its area)
+        expect(Math.max(...areas)).toBeGreaterThan(w / h < ratio[0] ? 0.3 : 0.5);
+        // positions: uniform over the free room on each axis, so both ends and the middle are hit
+        for (const axis of [0, 1]) {
+          const free = boxes.filter((b) => (axis === 0 ? w - b[2] : h - b[3]) >= 20).map((b) => b[axis] / (axis === 0 ? w - b[2] : h - b[3]));
+          expect(free.length).toBeGreaterThan(1000);
+          const mean = free.reduce((a, b) => a + b, 0) / free.length;
+          expect(Math.abs(mean - 0.5)).toBeLessThan(0.03);
+          expect(Math.min(...free)).toBeLessThan(0.02);
+          expect(Math.max(...free)).toBeGreaterThan(0.98);
+        }
+        // 256×960 is narrower than 3/4: with the default scale about 3% of crops fall back
+        if (w / h < ratio[0]) expect(fallbacks).toBeGreaterThan(0);
+        else expect(fallbacks).toBe(0);
       }
-    }
+    });
+
+    test('with nothing rejected, the area fraction is uniform in scale and the aspect log-uniform in ratio', () => {
+      // On 3481×2955 no draw of scale [0.08, 0.5] and ratio [3/4, 4/3] can exceed the image, so the
+      // boxes show torchvision's sampling distributions undistorted (up to rounding to whole pixels).
+      const scale: [number, number] = [0.08, 0.5];
+      const ratio: [number, number] = [3 / 4, 4 / 3];
+      const t = new Transform({ randomResizedCrop: { scale, ratio } });
+      const random = new Random(2);
+      const [w, h] = [3481, 2955];
+      const n = 10000;
+      const boxes = Array.from({ length: n }, () => t.sample({ width: w, height: h }, random));
+      const areas = boxes.map(([, , cw, ch]) => (cw * ch) / (w * h));
+      const logAspects = boxes.map(([, , cw, ch]) => Math.log(cw / ch));
+      const [lo, hi] = [Math.log(ratio[0]), Math.log(ratio[1])];
+      // Kolmogorov-Smirnov distance to the uniform CDFs; 2.69/sqrt(n) is the 1e-6 critical value.
+      // Uniform in the ratio itself (not its log) would be about 0.07 away; a fixed scale, ~0.5.
+      const critical = 2.69 / Math.sqrt(n);
+      expect(ksUniform(areas, scale[0], scale[1])).toBeLessThan(critical);
+      expect(ksUniform(logAspects, lo, hi)).toBeLessThan(critical);
+      // and the test can tell the two apart: the same boxes are far from uniform in the ratio itself
+      expect(ksUniform(boxes.map(([, , cw, ch]) => cw / ch), ratio[0], ratio[1])).toBeGreaterThan(2 * critical);
+    });
+
+    torch.test('equal torchvision’s RandomResizedCrop.get_params for the same random draws, fallback included', () => {
+      // The generators differ (ours is seeded mulberry32, torch's is its own), so the draws are
+      // scripted: both sides get the same uniforms in [0, 1) for their area and log-aspect draws
+      // (torch.empty(1).uniform_ patched in Python) and one fraction f for both positions (randint(0, n)
+      // -> floor(f * n)). Then the box, and how many draws it took, must be the same as
+      // torchvision's own get_params for every image shape and option, including when all ten tries
+      // fail and it falls back to the centre crop.
+      const images: Array<[number, number]> = [[256, 960], [960, 256], [300, 256], [256, 256], [3481, 2955], [100, 400], [400, 100], [5, 3], [5, 100]];
+      const configs: Array<{ scale: [number, number]; ratio: [number, number] }> = [
+        { scale: [0.08, 1], ratio: [3 / 4, 4 / 3] },
+        { scale: [0.9, 1], ratio: [3 / 4, 4 / 3] },
+        { scale: [0.5, 1], ratio: [0.5, 2] },
+        { scale: [0.3, 0.3], ratio: [1, 1] },
+        // on the 5×100 image every try fails and the fallback's height is 5 / 0.4 = 12.5: Python's
+        // round() gives 12 (halves to even), Math.round 13
+        { scale: [0.9, 1], ratio: [0.4, 2.5] },
+      ];
+      const random = new Random(3);
+      const cases: Array<{ width: number; height: number; scale: [number, number]; ratio: [number, number]; u: number[]; f: number }> = [];
+      for (const [width, height] of images) {
+        for (const config of configs) {
+          for (let k = 0; k < 40; k++) {
+            cases.push({ width, height, ...config, u: Array.from({ length: 20 }, () => random.next()), f: random.next() });
+          }
+        }
+      }
+      const ours = cases.map((c) => {
+        let used = 0;
+        const scripted = {
+          uniform: (lo: number, hi: number) => lo + (hi - lo) * c.u[used++],
+          int: (n: number) => Math.floor(c.f * n),
+          next: () => {
+            throw new Error('unexpected draw');
+          },
+          shuffle: () => {
+            throw new Error('unexpected draw');
+          },
+        } as unknown as Random;
+        const box = new Transform({ randomResizedCrop: { scale: c.scale, ratio: c.ratio } }).sample({ width: c.width, height: c.height }, scripted);
+        return [...box.slice(0, 4), used];
+      });
+      const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'finetorch-rrc-'));
+      try {
+        const file = path.join(dir, 'cases.json');
+        fs.writeFileSync(file, JSON.stringify(cases));
+        const theirs = JSON.parse(
+          runPython(
+            String.raw`import json, math, sys
+import torch
+import torchvision.transforms as T
+cases = json.load(open(sys.argv[1]))
+images = {(c['width'], c['height']): torch.zeros(1, 1, 1).expand(3, c['height'], c['width']) for c in cases}
+state = {}
+class Draw:
+    def uniform_(self, lo, hi):
+        u = state['u'][state['used']]
+        state['used'] += 1
+        return torch.tensor([float(lo) + (float(hi) - float(lo)) * u], dtype=torch.float64)
+torch.empty = lambda *args, **kwargs: Draw()
+torch.randint = lambda lo, hi, size: torch.tensor([lo + math.floor(state['f'] * (hi - lo))])
+out = []
+for c in cases:
+    state.update(u=c['u'], f=c['f'], used=0)
+    i, j, h, w = T.RandomResizedCrop.get_params(images[(c['width'], c['height'])], c['scale'], c['ratio'])
+    out.append([j, i, w, h, state['used']])
+print(json.dumps(out))`,
+            [file],
+          ),
+        ) as number[][];
+        const fallbacks = theirs.filter((b) => b[4] === 20).length;
+        // the cases exercise both paths
+        expect(fallbacks).toBeGreaterThan(100);
+        expect(theirs.length - fallbacks).toBeGreaterThan(300);
+        const mismatches = ours.flatMap((box, i) => (box.join() === theirs[i].join() ? [] : [{ case: cases[i], ours: box, torchvision: theirs[i] }]));
+        expect(mismatches.slice(0, 3)).toEqual([]);
+      } finally {
+        fs.rmSync(dir, { recursive: true, force: true });
+      }
+    });
   });
 
   test('jitter factors stay within [1 - 0.1, 1 + 0.1], with a random order, and a seed repeats them', () => {
@@ -108,7 +262,7 @@ describe('Transform', () => {
     expect(() => trainTransform().sample({ width: 10, height: 10 })).toThrow('pass a seeded Random');
   });
 
-  (findTorchPython() ? test : test.skip)('crop + resize equals torchvision’s resized_crop (PIL bilinear)', async () => {
+  torch.test('crop + resize equals torchvision’s resized_crop (PIL bilinear)', async () => {
     const image = gradientImage(300, 200);
     // downscale, the whole image, upscale, and one axis kept at 64 (PIL skips that pass)
     const boxes = [[10, 20, 150, 120], [0, 0, 300, 200], [100, 50, 40, 30], [7, 3, 64, 150], [20, 100, 250, 64]];
@@ -147,7 +301,7 @@ print(json.dumps(out))`,
     expect(worst).toBeLessThan(1e-3);
   });
 
-  (findTorchPython() ? test : test.skip)('each ColorJitter adjustment equals torchvision’s on PIL images, to the byte', async () => {
+  torch.test('each ColorJitter adjustment equals torchvision’s on PIL images, to the byte', async () => {
     // a gradient plus random pixels (every hue/saturation corner case shows up in 64×64 random colours)
     const size = 64;
     const image = gradientImage(size, size);
