@@ -11,7 +11,6 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { spawnSync } from 'node:child_process';
-import { crc32 } from 'node:zlib';
 import sharp from 'sharp';
 import YAML from 'yaml';
 import { loadCheckpoint } from '../../lib/training/checkpoint';
@@ -21,6 +20,7 @@ import { builtCliProblem, expectExit, ROOT, runCli, type CliResult } from '../he
 import { prerequisite } from '../helpers/prerequisite';
 import { findTorchPython, runPython, torchPythonUnavailableReason } from '../helpers/python';
 import { createSyntheticDataset } from '../helpers/synthetic-dataset';
+import { buildZip } from '../../scripts/fuzz/zip';
 
 const built = prerequisite('the compiled CLI (dist/)', builtCliProblem());
 const torch = prerequisite('PyTorch reference', findTorchPython() ? null : torchPythonUnavailableReason());
@@ -398,44 +398,6 @@ built.describe('train, test, predict and report, run as a user runs them', () =>
 const RESNET18_STAND_IN = Buffer.from('finetorch test weights: not ImageNet, a stand-in with this hash\n000000003e95b640');
 const RESNET18_FILE = 'resnet18-f37072fd.pth';
 
-/** A zip of stored entries (enough for the CaltechDATA wrapper). */
-function storedZip(entries: Array<{ name: string; data: Buffer }>): Buffer {
-  const locals: Buffer[] = [];
-  const centrals: Buffer[] = [];
-  let offset = 0;
-  for (const e of entries) {
-    const name = Buffer.from(e.name);
-    const crc = crc32(e.data);
-    const local = Buffer.alloc(30);
-    local.writeUInt32LE(0x04034b50, 0);
-    local.writeUInt16LE(20, 4);
-    local.writeUInt32LE(crc, 14);
-    local.writeUInt32LE(e.data.length, 18);
-    local.writeUInt32LE(e.data.length, 22);
-    local.writeUInt16LE(name.length, 26);
-    const central = Buffer.alloc(46);
-    central.writeUInt32LE(0x02014b50, 0);
-    central.writeUInt16LE(20, 4);
-    central.writeUInt16LE(20, 6);
-    central.writeUInt32LE(crc, 16);
-    central.writeUInt32LE(e.data.length, 20);
-    central.writeUInt32LE(e.data.length, 24);
-    central.writeUInt16LE(name.length, 28);
-    central.writeUInt32LE(offset, 42);
-    locals.push(local, name, e.data);
-    centrals.push(central, name);
-    offset += 30 + name.length + e.data.length;
-  }
-  const directory = Buffer.concat(centrals);
-  const end = Buffer.alloc(22);
-  end.writeUInt32LE(0x06054b50, 0);
-  end.writeUInt16LE(entries.length, 8);
-  end.writeUInt16LE(entries.length, 10);
-  end.writeUInt32LE(directory.length, 12);
-  end.writeUInt32LE(offset, 16);
-  return Buffer.concat([...locals, directory, end]);
-}
-
 /** Relative paths and contents of every file under dir, sorted. */
 function tree(root: string, skip: (rel: string) => boolean = () => false): Array<[string, string]> {
   const out: Array<[string, string]> = [];
@@ -483,7 +445,7 @@ built.describe('weights download and data download against a loopback server', (
     server.route(`/mirror/${RESNET18_FILE}`, serveBytes(RESNET18_STAND_IN));
     server.route(`/corrupt/${RESNET18_FILE}`, serveBytes(Buffer.from('not the weights')));
     server.route('/data/101_ObjectCategories.tar.gz', serveBytes(tarball));
-    server.route('/records/x/files/caltech-101.zip', serveBytes(storedZip([
+    server.route('/records/x/files/caltech-101.zip', serveBytes(buildZip([
       { name: 'caltech-101/Annotations.tar', data: Buffer.from('not used') },
       { name: 'caltech-101/101_ObjectCategories.tar.gz', data: tarball },
     ])));
