@@ -3,6 +3,7 @@
 // the layer4 map before global average pooling.
 #include <vector>
 
+#include "../ops/max_pool.h"
 #include "net.h"
 
 namespace finetorch {
@@ -102,8 +103,8 @@ class ResNet : public Net {
   }
 
   torch::Tensor backbone(const torch::Tensor& images) {
-    auto x = bn1->forward(conv1->forward(images)).relu_();
-    x = torch::max_pool2d(x, 3, 2, 1);
+    auto x = bn1->forward(conv1->forward(computeLayout(images))).relu_();
+    x = maxPool2d(x, 3, 2, 1);
     for (auto& layer : layers_) x = layer->forward(x);
     return x;
   }
