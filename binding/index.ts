@@ -3,8 +3,10 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import type { NativeAddon } from './native';
+import { applyThreadPoolDefaults, type ThreadPoolSettings } from './thread-pools';
 
 export type * from './native';
+export { THREAD_POOL_DEFAULTS, type ThreadPoolSetting, type ThreadPoolSettings } from './thread-pools';
 
 /** The package root: the nearest folder above this file whose package.json names finetorch. */
 export function packageRoot(start: string = __dirname): string {
@@ -83,9 +85,19 @@ export function loadAddon(paths: string[] = candidatePaths()): NativeAddon {
 }
 
 let cached: NativeAddon | undefined;
+let threadPools: ThreadPoolSettings | undefined;
 
-/** The addon, loaded once per process. */
+/** The addon, loaded once per process, after the thread pools' spin settings are in place. */
 export function native(): NativeAddon {
-  cached ??= loadAddon();
+  if (!cached) {
+    threadPools ??= applyThreadPoolDefaults();
+    cached = loadAddon();
+  }
   return cached;
+}
+
+/** The thread pools' settings as they were when libtorch was loaded (after native()). */
+export function threadPoolSettings(): ThreadPoolSettings {
+  native();
+  return threadPools as ThreadPoolSettings;
 }

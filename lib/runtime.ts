@@ -1,12 +1,16 @@
 // What libtorch this process runs on, and the knobs that apply to the whole process.
-import { native, type RuntimeInfo } from '../binding';
+import { native, threadPoolSettings, type RuntimeInfo, type ThreadPoolSettings } from '../binding';
 import { Tensor, validateDevice } from './tensor';
 import { boolean, integerInRange, knownKeys, nonNegativeInteger, plainObject } from './utils/validate';
 
-export type { RuntimeInfo } from '../binding';
+export type { RuntimeInfo, ThreadPoolSettings } from '../binding';
 
-export function runtimeInfo(): RuntimeInfo & { threads: number } {
-  return { ...native().info(), threads: native().getNumThreads() };
+/**
+ * The libtorch this process runs on, its intra-op threads, and the thread pools' spin settings
+ * in force (see binding/thread-pools.ts: finetorch's defaults or the user's own values).
+ */
+export function runtimeInfo(): RuntimeInfo & { threads: number; threadPools: ThreadPoolSettings } {
+  return { ...native().info(), threads: native().getNumThreads(), threadPools: threadPoolSettings() };
 }
 
 /** Intra-op threads used by native work (default: all cores). */

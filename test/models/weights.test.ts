@@ -133,7 +133,8 @@ sd = torch.load(sys.argv[1], weights_only=True)
 io = torch.load(sys.argv[2], weights_only=True)
 m = torchvision.models.resnet18(num_classes=7).eval()
 print(m.load_state_dict(sd, strict=True))
-with torch.no_grad(): y = m(io['x'])
+# finetorch computes a CPU batch in channels-last (native/models/net.h): the same kernels in PyTorch
+with torch.no_grad(): y = m(io['x'].contiguous(memory_format=torch.channels_last))
 print(type(sd).__name__, float((y - io['logits']).abs().max()))`,
       [target, inputFile],
     );
