@@ -143,7 +143,7 @@ export interface NativeOptimizer {
 }
 
 export interface NativeOptimizerConstructor {
-  new (model: NativeModel, options: { type: 'sgd' | 'adam' | 'adamw'; groups: NativeParamGroup[] }): NativeOptimizer;
+  new (model: NativeModel, options: { type: 'sgd' | 'adam' | 'adamw'; groups: NativeParamGroup[]; foreach: boolean | 'auto' }): NativeOptimizer;
 }
 
 export interface NativeStepOptions {

@@ -52,7 +52,58 @@ std::unique_ptr<optim::OptimizerOptions> groupOptions(const std::string& type, c
   return o;
 }
 
+// torch.optim.SGD's _multi_tensor_sgd over libtorch's SGD state: d_p = grad (+ weight_decay * p);
+// buf = clone(d_p) on the first step, else buf * momentum + (1 - dampening) * d_p; nesterov:
+// d_p + momentum * buf, else buf; p -= lr * d_p. Element by element the same operations as
+// SGD::step, so the same numbers.
+void foreachSgdStep(optim::SGD& sgd) {
+  torch::NoGradGuard noGrad;
+  auto& state = sgd.state();
+  for (auto& group : sgd.param_groups()) {
+    auto& o = static_cast<optim::SGDOptions&>(group.options());
+    std::vector<torch::Tensor> params, grads;
+    for (auto& p : group.params()) {
+      if (!p.grad().defined()) continue;
+      params.push_back(p);
+      grads.push_back(p.grad());
+    }
+    if (params.empty()) continue;
+    if (o.weight_decay() != 0) grads = torch::_foreach_add(grads, params, o.weight_decay());
+    if (o.momentum() != 0) {
+      std::vector<torch::Tensor> buffers, updated, updatedGrads;
+      for (size_t i = 0; i < params.size(); i++) {
+        auto key = stateKey(state, params[i]);
+        auto found = state.find(key);
+        if (found == state.end()) {
+          auto s = std::make_unique<optim::SGDParamState>();
+          s->momentum_buffer(torch::clone(grads[i]).detach());
+          buffers.push_back(s->momentum_buffer());
+          state[key] = std::move(s);
+        } else {
+          auto& buffer = static_cast<optim::SGDParamState&>(*found->second).momentum_buffer();
+          buffers.push_back(buffer);
+          updated.push_back(buffer);
+          updatedGrads.push_back(grads[i]);
+        }
+      }
+      if (!updated.empty()) {
+        torch::_foreach_mul_(updated, o.momentum());
+        torch::_foreach_add_(updated, updatedGrads, 1 - o.dampening());
+      }
+      grads = o.nesterov() ? torch::_foreach_add(grads, buffers, o.momentum()) : buffers;
+    }
+    torch::_foreach_add_(params, grads, -o.lr());
+  }
+}
+
 }  // namespace
+
+void optimizerStep(optim::Optimizer& optimizer, OptimizerWrap::Foreach foreach) {
+  auto* sgd = dynamic_cast<optim::SGD*>(&optimizer);
+  bool onGpu = sgd && !sgd->param_groups().empty() && !sgd->param_groups()[0].params().empty() && sgd->param_groups()[0].params()[0].is_cuda();
+  if (sgd && (foreach == OptimizerWrap::Foreach::On || (foreach == OptimizerWrap::Foreach::Auto && onGpu))) return foreachSgdStep(*sgd);
+  optimizer.step();
+}
 
 Napi::Function OptimizerWrap::define(Napi::Env env) {
   return DefineClass(env, "Optimizer",
@@ -85,6 +136,8 @@ OptimizerWrap::OptimizerWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<
     net_ = ModelWrap::unwrap(info[0], "model");
     auto options = info[1].As<Napi::Object>();
     type_ = options.Get("type").As<Napi::String>().Utf8Value();
+    auto foreach = options.Get("foreach");  // true, false or 'auto', checked in TS
+    foreach_ = foreach.IsString() ? Foreach::Auto : foreach.ToBoolean() ? Foreach::On : Foreach::Off;
     std::map<std::string, torch::Tensor> byName;
     for (auto& p : net_->named_parameters()) byName[p.key()] = p.value();
     auto groups = options.Get("groups").As<Napi::Array>();

@@ -81,6 +81,7 @@ Napi::Value trainStep(const Napi::CallbackInfo& info) {
     auto net = ModelWrap::unwrap(info[0], "model");
     auto* optimizerWrap = OptimizerWrap::unwrap(info[1], "optimizer");
     auto optimizer = optimizerWrap->optimizer();
+    auto foreach = optimizerWrap->foreach();
     auto images = TensorWrap::unwrap(info[2], "images");
     auto labels = TensorWrap::unwrap(info[3], "labels");
     auto options = info[4].As<Napi::Object>();
@@ -92,7 +93,7 @@ Napi::Value trainStep(const Napi::CallbackInfo& info) {
     double lossScale = options.Get("lossScale").As<Napi::Number>().DoubleValue();
     return Addon::of(env).queue().run<StepResult>(
         env,
-        [net, optimizer, images, labels, loss, clip, bins, featuresInput, amp, lossScale] {
+        [net, optimizer, foreach, images, labels, loss, clip, bins, featuresInput, amp, lossScale] {
           // gradients set to none, not zero: frozen parameters then get no update at all (weight
           // decay and momentum included), as with PyTorch's zero_grad(set_to_none=True)
           for (auto& p : net->parameters()) p.mutable_grad() = torch::Tensor();
@@ -171,7 +172,7 @@ Napi::Value trainStep(const Napi::CallbackInfo& info) {
               result.gradStats.push_back(std::move(stat));
             }
           }
-          optimizer->step();
+          optimizerStep(*optimizer, foreach);
           return result;
         },
         [](Napi::Env e, StepResult& r) -> Napi::Value { return resultToJs(e, r); });

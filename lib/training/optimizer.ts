@@ -28,6 +28,13 @@ export interface OptimizerOptions {
   eps?: number;
   amsgrad?: boolean;
   /**
+   * SGD only: update all of a group's parameters with multi-tensor (`_foreach_*`) operations, as
+   * PyTorch's `foreach=True`: the same numbers, fewer kernel launches. 'auto' (default): on when the
+   * parameters are on a GPU at the step, as PyTorch 2.x decides; on the CPU the per-parameter loop
+   * is as fast.
+   */
+  foreach?: boolean | 'auto';
+  /**
    * Groups with their own lr/weightDecay, matched in order; parameters matching none form a last
    * group with the base settings. E.g. [{ prefixes: ['fc'], lr: 1e-3 }] with lr 1e-5: the seed's
    * fine-tuning rates.
@@ -35,7 +42,7 @@ export interface OptimizerOptions {
   groups?: ParamGroupOptions[];
 }
 
-const OPTION_KEYS = ['type', 'lr', 'weightDecay', 'momentum', 'dampening', 'nesterov', 'betas', 'eps', 'amsgrad', 'groups'];
+const OPTION_KEYS = ['type', 'lr', 'weightDecay', 'momentum', 'dampening', 'nesterov', 'betas', 'eps', 'amsgrad', 'foreach', 'groups'];
 
 /** PyTorch's optimizer state_dict layout: per-parameter state by index, then the groups. */
 export interface OptimizerState {
@@ -54,6 +61,7 @@ export class Optimizer implements LrGroups {
   /** @internal */
   readonly native: NativeOptimizer;
   readonly groups: ReadonlyArray<Readonly<NativeParamGroup>>;
+  readonly foreach: boolean | 'auto';
   /** trainStep calls on this optimizer not yet settled: they update its state on the compute thread. */
   private stepsInFlight = 0;
 
@@ -77,6 +85,10 @@ export class Optimizer implements LrGroups {
     if (this.type !== 'sgd' && (options.momentum !== undefined || options.nesterov !== undefined)) {
       throw new TypeError(`momentum and nesterov apply to 'sgd', not '${this.type}' (use betas)`);
     }
+    const foreach = options.foreach ?? 'auto';
+    if (foreach !== 'auto' && typeof foreach !== 'boolean') throw invalid("true, false or 'auto'", 'foreach', foreach);
+    if (foreach === true && this.type !== 'sgd') throw new TypeError(`foreach applies to 'sgd', not '${this.type}'`);
+    this.foreach = foreach;
     if (base.nesterov && (base.momentum <= 0 || base.dampening !== 0)) {
       throw new TypeError('Nesterov momentum requires a momentum above 0 and zero dampening');
     }
@@ -103,7 +115,7 @@ export class Optimizer implements LrGroups {
     const rest = names.filter((n) => !assigned.has(n));
     if (rest.length > 0) groups.push({ ...base, params: rest });
     this.groups = groups;
-    this.native = new (native().Optimizer)(model.native, { type: this.type, groups });
+    this.native = new (native().Optimizer)(model.native, { type: this.type, groups, foreach });
   }
 
   get groupCount(): number {
