@@ -73,6 +73,9 @@ async function runSteps(fn, warmup, steps, imagesPerStep) {
     medianStepSeconds: median(times),
     // page faults and CPU per timed step (whole process, all threads)
     minorFaultsPerStep: (after.minorPageFault - before.minorPageFault) / steps,
+    // context switches per step (whole process): waits on the compute thread and thread-pool handoffs
+    voluntaryCtxSwitchesPerStep: (after.voluntaryContextSwitches - before.voluntaryContextSwitches) / steps,
+    involuntaryCtxSwitchesPerStep: (after.involuntaryContextSwitches - before.involuntaryContextSwitches) / steps,
     userCpuPerStep: cpu.user / 1e6 / steps,
     systemCpuPerStep: cpu.system / 1e6 / steps,
     coresUsed: (cpu.user + cpu.system) / 1e6 / total,

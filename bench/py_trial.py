@@ -105,6 +105,9 @@ def run_steps(fn, warmup, steps, images_per_step):
         'medianStepSeconds': statistics.median(times),
         # page faults and CPU per timed step (whole process, all threads)
         'minorFaultsPerStep': (after.ru_minflt - before.ru_minflt) / steps,
+        # context switches per step (whole process)
+        'voluntaryCtxSwitchesPerStep': (after.ru_nvcsw - before.ru_nvcsw) / steps,
+        'involuntaryCtxSwitchesPerStep': (after.ru_nivcsw - before.ru_nivcsw) / steps,
         'userCpuPerStep': user / steps,
         'systemCpuPerStep': system / steps,
         'coresUsed': (user + system) / sum(times),
