@@ -34,7 +34,8 @@ def run(name, make_optimizer, frozen=lambda n: False):
     losses = []
     for x, y in batches:
         opt.zero_grad(set_to_none=True)
-        loss = torch.nn.functional.cross_entropy(m(x), y)
+        # finetorch computes a CPU batch in channels-last (native/models/net.h): the same kernels here
+        loss = torch.nn.functional.cross_entropy(m(x.contiguous(memory_format=torch.channels_last)), y)
         loss.backward()
         opt.step()
         losses.append(loss.item())
