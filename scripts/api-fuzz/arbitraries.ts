@@ -91,8 +91,8 @@ function makeGenerators(wild: boolean): Generators {
   const betas = or(fc.oneof({ weight: 4, arbitrary: one({ arr: [0.9, 0.999] }) }, { weight: 1, arbitrary: arr(one(0.9, 0.999, 1), 3, 2) }));
   const optimizerOptions = or(
     fc.oneof(
-      obj({ type: or(fc.constant('sgd')), lr }, { weightDecay: or(one(0, 1e-4)), momentum: or(one(0, 0.9)), nesterov: bool, dampening: or(one(0, 0.1)), groups }),
-      obj({ type: or(one('adam', 'adamw')), lr }, { weightDecay: or(one(0, 1e-4)), betas, eps: or(one(1e-8, 0)), amsgrad: bool, groups }),
+      obj({ type: or(fc.constant('sgd')), lr }, { weightDecay: or(one(0, 1e-4)), momentum: or(one(0, 0.9)), nesterov: bool, dampening: or(one(0, 0.1)), foreach: or(one(true, false, 'auto')), groups }),
+      obj({ type: or(one('adam', 'adamw')), lr }, { weightDecay: or(one(0, 1e-4)), betas, eps: or(one(1e-8, 0)), amsgrad: bool, foreach: or(one(false, 'auto', true)), groups }),
     ),
     10,
   );
