@@ -2,7 +2,6 @@
 // AlexNet's weights sit at features.{0,3,6,8,10} and classifier.{1,4,6}.
 #include <vector>
 
-#include "../ops/max_pool.h"
 #include "net.h"
 
 namespace finetorch {
@@ -43,13 +42,13 @@ class AlexNet : public ClassifierNet {
     features_ = register_module(
         "features",
         nn::Sequential(nn::Conv2d(nn::Conv2dOptions(3, 64, 11).stride(4).padding(2)), nn::ReLU(true),
-                       MaxPool2d(3, 2),
+                       nn::MaxPool2d(nn::MaxPool2dOptions(3).stride(2)),
                        nn::Conv2d(nn::Conv2dOptions(64, 192, 5).padding(2)), nn::ReLU(true),
-                       MaxPool2d(3, 2),
+                       nn::MaxPool2d(nn::MaxPool2dOptions(3).stride(2)),
                        nn::Conv2d(nn::Conv2dOptions(192, 384, 3).padding(1)), nn::ReLU(true),
                        nn::Conv2d(nn::Conv2dOptions(384, 256, 3).padding(1)), nn::ReLU(true),
                        nn::Conv2d(nn::Conv2dOptions(256, 256, 3).padding(1)), nn::ReLU(true),
-                       MaxPool2d(3, 2)));
+                       nn::MaxPool2d(nn::MaxPool2dOptions(3).stride(2))));
     avgpool_ = register_module("avgpool", nn::AdaptiveAvgPool2d(nn::AdaptiveAvgPool2dOptions({6, 6})));
     classifier_ = register_module(
         "classifier", nn::Sequential(nn::Dropout(o.dropout), nn::Linear(256 * 6 * 6, 4096), nn::ReLU(true),
@@ -66,7 +65,7 @@ class Vgg16 : public ClassifierNet {
     int64_t channels = 3;
     for (int width : config) {
       if (width == 0) {
-        layers->push_back(MaxPool2d(2, 2));
+        layers->push_back(nn::MaxPool2d(nn::MaxPool2dOptions(2).stride(2)));
         continue;
       }
       nn::Conv2d conv(nn::Conv2dOptions(channels, width, 3).padding(1));

@@ -3,7 +3,6 @@
 // the layer4 map before global average pooling.
 #include <vector>
 
-#include "../ops/max_pool.h"
 #include "net.h"
 
 namespace finetorch {
@@ -104,7 +103,7 @@ class ResNet : public Net {
 
   torch::Tensor backbone(const torch::Tensor& images) {
     auto x = bn1->forward(conv1->forward(computeLayout(images))).relu_();
-    x = maxPool2d(x, 3, 2, 1);
+    x = torch::max_pool2d(x, 3, 2, 1);
     for (auto& layer : layers_) x = layer->forward(x);
     return x;
   }
