@@ -34,9 +34,10 @@ const EXPERT_ALLOCATORS = [
 function expertAllocators() {
   return EXPERT_ALLOCATORS.filter((a) => !a.library || fs.existsSync(a.library)).map((a) => ({ ...a, env: { ...a.env, ...(a.library ? { LD_PRELOAD: a.library } : {}) } }));
 }
-// what finetorch's binding sets before loading libtorch (binding/thread-pools.ts), for the
-// diagnostic "PyTorch expert + finetorch's thread-pool settings"
-const THREAD_POOL_DEFAULTS = { GOMP_SPINCOUNT: '20000', OPENBLAS_THREAD_TIMEOUT: '4' };
+// what finetorch's binding sets before loading libtorch (binding/thread-pools.ts), read from
+// dist/ in main(): cleared from every child's environment, and given to the diagnostic
+// "PyTorch expert + finetorch's thread-pool settings"
+let THREAD_POOL_DEFAULTS = {};
 const GROUPS = ['step', 'channels-last', 'blas', 'epoch', 'loader', 'features', 'drift'];
 
 // ---- arguments -----------------------------------------------------------------------------
@@ -315,6 +316,7 @@ async function main() {
   const newest = (dir) => fs.readdirSync(dir, { withFileTypes: true, recursive: true }).filter((e) => e.isFile() && e.name.endsWith('.ts')).reduce((m, e) => Math.max(m, fs.statSync(path.join(e.parentPath ?? e.path, e.name)).mtimeMs), 0);
   if (newest(path.join(ROOT, 'lib')) > fs.statSync(distIndex).mtimeMs + 1000) log('warning: lib/ has changes newer than dist/: run `npx tsc -p tsconfig.json` to bench the current code');
   const ft = require(path.join(ROOT, 'dist', 'lib'));
+  THREAD_POOL_DEFAULTS = require(path.join(ROOT, 'dist', 'binding')).THREAD_POOL_DEFAULTS;
 
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'finetorch-bench-'));
   current.tmp = tmp;
