@@ -31,10 +31,12 @@ x = torch.randn(4, 3, 32, 32)
 y = torch.tensor([0, 1, 2, 0])
 torch.save(model.state_dict(), f'{out}/model.pth')
 torch.save({'x': x, 'y': y}, f'{out}/batch.pth')
+# finetorch computes a CPU batch in channels-last (native/models/net.h): the same kernels here
+x_nhwc = x.contiguous(memory_format=torch.channels_last)
 with torch.no_grad():
-    fp32 = model(x)
+    fp32 = model(x_nhwc)
     with torch.autocast('cpu', dtype=torch.bfloat16):
-        bf16 = model(x)
+        bf16 = model(x_nhwc)
 assert bf16.dtype == torch.bfloat16
 F = torch.nn.functional
 print(json.dumps({'fp32': fp32.flatten().tolist(), 'bf16': bf16.float().flatten().tolist(),
