@@ -66,7 +66,9 @@ done
 # 2. npm packages
 if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   say "npm ci"
-  npm ci --no-audit --no-fund --loglevel=error
+  # onnxruntime-node (dev: the ONNX export tests) carries its CPU runtime; its install script would
+  # also fetch CUDA binaries from nuget.org, which an offline or CPU-only machine does not need
+  ONNXRUNTIME_NODE_INSTALL=${ONNXRUNTIME_NODE_INSTALL:-skip} npm ci --no-audit --no-fund --loglevel=error
 fi
 
 # 3. the native addon
@@ -75,7 +77,7 @@ addon_loads() {
   node -e '
     const fs = require("fs"), path = require("path");
     const dir = path.join("prebuilds", `${process.platform}-${process.arch}`);
-    const files = (fs.existsSync(dir) ? fs.readdirSync(dir).filter(f => f.endsWith(".node")).map(f => path.join(dir, f)) : [])
+    const files = (fs.existsSync(dir) ? fs.readdirSync(dir).filter(f => /^finetorch(\.libtorch-\d+\.\d+)?\.node$/.test(f)).map(f => path.join(dir, f)) : [])
       .concat([path.join("build", "Release", "finetorch.node")]).filter(f => fs.existsSync(f));
     const newest = Number(process.argv[1] || 0);
     for (const f of files) {
