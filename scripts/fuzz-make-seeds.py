@@ -4,7 +4,8 @@
 Run with Debian's /usr/bin/python3 (python3-torch 1.13); the pyenv python3 on PATH has no torch.
 The fuzzer makes its other seeds itself (zip .pth through finetorch's own writer, safetensors,
 images, configs, manifests, checkpoints); these are the ones only PyTorch can write: legacy
-(pre-1.6) files and zip files laid out by Python's torch.save. Kept tiny (a few KB) so that
+(pre-1.6) files and zip files laid out by Python's torch.save, state_dicts and whole pickled models
+(torch.save(model)). Kept tiny (a few KB) so that
 10,000 mutations of each load in milliseconds.
 """
 import collections
@@ -41,6 +42,19 @@ def mixed():
             'param': torch.nn.Parameter(torch.randn(3))}
 
 
+def small_module():
+    # torch.save(model): module objects the reader turns into a state_dict (sets, None biases,
+    # a non-persistent buffer, one child under two names, a class kept as an attribute).
+    torch.manual_seed(0)
+    shared = torch.nn.Linear(2, 2)
+    model = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 2, bias=False), torch.nn.BatchNorm2d(2), torch.nn.ReLU(),
+                                shared, shared)
+    model[1].running_var.fill_(0.5)
+    model[3].register_buffer('scratch', torch.ones(1), persistent=False)
+    model.norm_layer = torch.nn.BatchNorm2d
+    return model
+
+
 def save(name, obj, **kw):
     torch.save(obj, os.path.join(out, name), **kw)
 
@@ -51,5 +65,9 @@ for protocol in (2, 4):
 save('legacy-mixed-p2.pth', mixed(), _use_new_zipfile_serialization=False)
 save('legacy-sd-p1.pth', small_state_dict(), _use_new_zipfile_serialization=False, pickle_protocol=1)
 save('zip-py-mixed-p3.pth', mixed(), pickle_protocol=3)
+for protocol in (1, 2, 4):
+    save('zip-py-module-p%d.pth' % protocol, small_module(), pickle_protocol=protocol)
+# legacy files also carry each module class's source: one small class keeps the seed small
+save('legacy-module-p2.pth', torch.nn.Linear(2, 2), _use_new_zipfile_serialization=False)
 for f in sorted(os.listdir(out)):
     print('%6d  %s' % (os.path.getsize(os.path.join(out, f)), f))

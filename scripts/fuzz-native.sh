@@ -21,7 +21,7 @@
 # (scripts/fuzz-make-seeds.py; test/fuzz/seeds when that python has no torch): legacy files whole,
 # zip files whole for the zip target and their data.pkl for the pickle target; plus plain pickles of
 # protocols 0-5 and a few crafted ones that reach the limits (memo DAGs, torch.Size, overflowing
-# tensor extents). Exit status 1 when libFuzzer stops on a finding.
+# tensor extents, a module object). The torch.save seeds include whole pickled models. Exit status 1 when libFuzzer stops on a finding.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 root=$(pwd)
@@ -105,6 +105,9 @@ put('pickle', 'crafted-size.pkl', b'\x80\x02ctorch\nSize\n((K\x02K\x03ttR.')
 put('pickle', 'crafted-odict-pairs.pkl', b'\x80\x02ccollections\nOrderedDict\n(](' + s('a') + b'K\x01tatR.')
 put('pickle', 'crafted-overflow.pkl', b'\x80\x02' + tensor('0', 4, [2**62, 4], [1, 2**62]) + b'.')
 put('pickle', 'crafted-numel.pkl', b'\x80\x02' + tensor('0', 2**62, [1], [1], b'LongStorage') + b'.')
+odict = b'ccollections\nOrderedDict\n)R'
+put('pickle', 'crafted-module.pkl', b'\x80\x02ctorch.nn.modules.linear\nLinear\n)\x81}(' + s('_parameters') + odict + b'(' +
+    s('w') + tensor('0', 2, [2], [1]) + b'u' + s('_buffers') + odict + s('_modules') + odict + b'ub.')
 put('pickle', 'crafted-param-state.pkl', b'\x80\x02ctorch._utils\n_rebuild_parameter_with_state\n(' + tensor('0', 1, [1], [1]) +
     b'\x88ccollections\nOrderedDict\n)R}tR.')
 PY

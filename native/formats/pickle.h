@@ -2,7 +2,9 @@
 // No torch headers here on purpose: this code parses untrusted bytes, so it is kept small, pure
 // C++ and buildable alone for fuzzing. Only the globals needed to rebuild tensors and containers
 // are accepted (the torch.load(weights_only=True) promise); anything else is a FormatError that
-// names the global.
+// names the global. Objects of torch.nn / torchvision module classes (a whole pickled model) are
+// read without running anything and come out as their state_dict (an ordered Dict of tensors);
+// sets come out as lists.
 #pragma once
 
 #include <cstddef>

@@ -1,5 +1,5 @@
 // Restricted unpickler for torch.save payloads (see pickle.h for the contract).
-// One file on purpose (~930 lines): the opcode loop, its value model and the limits it checks are
+// One file on purpose (~1150 lines): the opcode loop, its value model and the limits it checks are
 // one state machine, and a reviewer auditing it for untrusted input should read it in one place.
 // The legacy (pre-1.6) container around it is in legacy_reader.cc.
 //
@@ -15,6 +15,15 @@
 //  * Opcodes that walk a value they did not create (REDUCE arguments fetched from the memo, dict
 //    keys hashed again and again) charge a work budget proportional to the input size, so memo
 //    references cannot turn a small file into quadratic time or memory.
+//
+// Whole pickled models (torch.save(model)): classes under torch.nn.modules., torchvision.models.
+// and torchvision.ops. (plus DataParallel) are inert stand-ins. NEWOBJ (or REDUCE with no
+// arguments, or copyreg._reconstructor) makes an object record and BUILD hands it its __dict__;
+// no class code runs. When BUILD sets the state, the record becomes the module's state_dict the
+// way nn.Module.state_dict() lays it out (own parameters, persistent buffers, then each child
+// under "name."), and wherever the object is used as data it is that OrderedDict of tensors.
+// Children are finished before their parent takes them, so each BUILD only prefixes its children's
+// already flat dicts (charged to the work budget).
 
 #include "formats/pickle_internal.h"
 
@@ -24,6 +33,7 @@
 #include <cstring>
 #include <string_view>
 #include <unordered_map>
+#include <unordered_set>
 
 namespace finetorch::formats {
 
@@ -97,7 +107,11 @@ bool looksLikeZip(const uint8_t* data, size_t size) {
 
 namespace {
 
-constexpr size_t kMaxRawTupleItems = 16;  // persistent ids and REDUCE arguments are shorter
+constexpr size_t kMaxRawTupleItems = 16;
+
+// What every refusal of a pickled object says to do about it.
+constexpr const char* kResave =
+    "If this file holds a whole pickled model, re-save its weights with torch.save(model.state_dict(), path)";  // persistent ids and REDUCE arguments are shorter
 
 const char* opcodeName(int op) {
   static const std::pair<int, const char*> kNames[] = {
@@ -217,7 +231,7 @@ bool parseDecimal(std::string_view s, int64_t& out) {
 }
 
 enum class Global { OrderedDict, RebuildTensorV2, RebuildTensor, RebuildParameter, RebuildParameterWithState,
-                    TorchSize, CodecsEncode, EmptyBytes, StorageType };
+                    TorchSize, CodecsEncode, EmptyBytes, StorageType, Set, Reconstructor, Object, ModuleClass };
 
 // The allowlist. Storage types are not callable: they only name a dtype inside persistent ids.
 struct AllowedGlobal {
@@ -236,6 +250,16 @@ constexpr AllowedGlobal kAllowedGlobals[] = {
     {"_codecs", "encode", Global::CodecsEncode, {}},   // bytes, protocols < 3
     {"__builtin__", "bytes", Global::EmptyBytes, {}},  // b'', protocols < 3
     {"builtins", "bytes", Global::EmptyBytes, {}},
+    // Sets (a module's _non_persistent_buffers_set) are read as lists.
+    {"__builtin__", "set", Global::Set, {}},
+    {"builtins", "set", Global::Set, {}},
+    {"__builtin__", "frozenset", Global::Set, {}},
+    {"builtins", "frozenset", Global::Set, {}},
+    // Protocols 0 and 1 make a module object with copyreg._reconstructor(cls, object, None).
+    {"copy_reg", "_reconstructor", Global::Reconstructor, {}},
+    {"copyreg", "_reconstructor", Global::Reconstructor, {}},
+    {"__builtin__", "object", Global::Object, {}},
+    {"builtins", "object", Global::Object, {}},
     {"torch", "FloatStorage", Global::StorageType, DType::Float32},
     {"torch", "DoubleStorage", Global::StorageType, DType::Float64},
     {"torch", "HalfStorage", Global::StorageType, DType::Float16},
@@ -247,6 +271,41 @@ constexpr AllowedGlobal kAllowedGlobals[] = {
     {"torch", "ByteStorage", Global::StorageType, DType::UInt8},
     {"torch", "BoolStorage", Global::StorageType, DType::Bool}};
 
+// The module classes read as inert objects: any CamelCase name under these modules, and DataParallel.
+constexpr const char* kModulePrefixes[] = {"torch.nn.modules.", "torchvision.models.", "torchvision.ops."};
+
+bool isIdentifier(std::string_view s) {
+  if (s.empty() || s.size() > 100 || (s[0] >= '0' && s[0] <= '9')) return false;
+  return std::all_of(s.begin(), s.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
+  });
+}
+
+bool isModuleClass(std::string_view module, std::string_view name) {
+  if (module == "torch.nn.parallel.data_parallel" && name == "DataParallel") return true;
+  if (!isIdentifier(name) || name[0] < 'A' || name[0] > 'Z') return false;
+  for (std::string_view prefix : kModulePrefixes) {
+    if (module.size() <= prefix.size() || module.substr(0, prefix.size()) != prefix) continue;
+    std::string_view rest = module.substr(prefix.size());
+    for (size_t start = 0;;) {  // dotted identifiers
+      size_t dot = rest.find('.', start);
+      if (!isIdentifier(rest.substr(start, dot == std::string_view::npos ? dot : dot - start))) return false;
+      if (dot == std::string_view::npos) return true;
+      start = dot + 1;
+    }
+  }
+  return false;
+}
+
+// What Item::global points to for every module class; the class's name is in Item::value.
+constexpr AllowedGlobal kModuleClassGlobal = {"", "", Global::ModuleClass, {}};
+
+// An object of an allowed module class: the class, then its state_dict once BUILD has set its state.
+struct ModuleObject {
+  std::string className;
+  ValuePtr stateDict;
+};
+
 // Bookkeeping for a container the unpickler built (see the top of the file).
 struct Meta {
   size_t depth = 1;        // containers on the longest path down, this one included
@@ -256,13 +315,15 @@ struct Meta {
 };
 
 // One slot of the unpickler's stack or memo. Globals, storages and tuples holding them are not
-// data: they only exist to be consumed by REDUCE / NEWOBJ / BINPERSID.
+// data: they only exist to be consumed by REDUCE / NEWOBJ / BINPERSID. A module class used as data
+// (ResNet keeps its norm layer class) reads as its dotted name; a module object as its state_dict.
 struct Item {
-  enum class Kind { Value, Global, Storage, RawTuple };
+  enum class Kind { Value, Global, Storage, RawTuple, Object };
   Kind kind = Kind::Value;
-  ValuePtr value;
-  std::shared_ptr<Meta> meta;  // Value containers the unpickler built
+  ValuePtr value;              // Value; Global of a module class: its dotted name
+  std::shared_ptr<Meta> meta;  // Value containers the unpickler built; Object: shared by its copies
   const AllowedGlobal* global = nullptr;
+  std::shared_ptr<ModuleObject> object;
   std::shared_ptr<StorageRef> storage;
   std::shared_ptr<const std::vector<Item>> parts;  // RawTuple: a tuple holding a global or storage
 };
@@ -384,6 +445,13 @@ class Unpickler {
   }
   const ValuePtr& dataOf(const Item& it, const char* role) const {
     if (it.kind == Item::Kind::Value) return it.value;
+    if (it.kind == Item::Kind::Global && it.global->global == Global::ModuleClass) return it.value;
+    if (it.kind == Item::Kind::Object) {
+      if (!it.object->stateDict)
+        fail("a " + it.object->className + " object is used before BUILD set its state (as " + role +
+             "; reference cycles are not supported)");
+      return it.object->stateDict;
+    }
     const char* what = it.kind == Item::Kind::Global    ? "a global"
                        : it.kind == Item::Kind::Storage ? "a storage"
                                                         : "a tuple holding a global or storage";
@@ -449,12 +517,13 @@ class Unpickler {
   void tupleFrom(size_t base) {
     auto begin = stack_.begin() + long(base), end = stack_.end();
     Item tuple;
-    if (std::all_of(begin, end, [](const Item& it) { return it.kind == Item::Kind::Value; })) {
+    if (std::all_of(begin, end, [](const Item& it) { return it.kind == Item::Kind::Value || it.kind == Item::Kind::Object; })) {
       tuple = container(Value::Kind::Tuple);
       tuple.value->items.reserve(size_t(end - begin));
       for (auto it = begin; it != end; ++it) {
+        const ValuePtr& v = dataOf(*it, "a tuple item");
         adopt(*tuple.meta, *it);
-        tuple.value->items.push_back(it->value);
+        tuple.value->items.push_back(v);
       }
     } else {
       if (end - begin > long(kMaxRawTupleItems)) fail("a tuple holding a global or storage may have at most 16 items");
@@ -496,6 +565,10 @@ class Unpickler {
 
   Item resolveGlobal(std::string_view module, std::string_view name);
   Item call(const Item& callable, const Item& args, bool isNewObj);
+  Item newModule(const Item& cls);
+  void buildModule(Item& target, const Item& state);
+  ValuePtr moduleStateDict(const ModuleObject& object, const Value& state);
+  Item set(const std::vector<Item>& a, const Item& args);
   Item orderedDict(const std::vector<Item>& a, const Item& args);
   Item rebuildTensor(const std::vector<Item>& a, bool v2);
   Item rebuildParameter(const std::vector<Item>& a, bool withState);
@@ -514,6 +587,7 @@ class Unpickler {
   std::vector<size_t> marks_;  // stack sizes at each MARK
   Memo memo_;
   std::map<std::string, std::shared_ptr<StorageRef>> storages_;
+  std::unordered_set<const Value*> moduleStateDicts_;  // the state_dicts BUILD made from module objects
 };
 
 Item Unpickler::resolveGlobal(std::string_view module, std::string_view name) {
@@ -525,17 +599,146 @@ Item Unpickler::resolveGlobal(std::string_view module, std::string_view name) {
       return g;
     }
   }
+  if (isModuleClass(module, name)) {
+    Item g;
+    g.kind = Item::Kind::Global;
+    g.global = &kModuleClassGlobal;
+    g.value = makeString(std::string(module) + "." + std::string(name));
+    return g;
+  }
   fail("global " + quoted(std::string(module) + "." + std::string(name)) +
-       " is not allowed (only torch tensor/storage rebuilders and collections.OrderedDict are accepted)");
+       " is not allowed (only torch tensor/storage rebuilders, collections.OrderedDict and torch.nn / torchvision "
+       "module classes are accepted; nothing from the file is run). " + kResave);
+}
+
+Item Unpickler::newModule(const Item& cls) {
+  checkRoom();
+  Item it;
+  it.kind = Item::Kind::Object;
+  it.object = std::make_shared<ModuleObject>();
+  it.object->className = cls.value->text;
+  it.meta = std::make_shared<Meta>();
+  return it;
+}
+
+void Unpickler::buildModule(Item& target, const Item& state) {
+  ModuleObject& object = *target.object;
+  if (object.stateDict) fail("BUILD twice on one " + object.className + " object");
+  const ValuePtr& s = dataOf(state, "module state");
+  if (s->kind != Value::Kind::Dict) fail("the state of a " + object.className + " object must be a dict");
+  if (state.meta) state.meta->sealed = true;  // what was read is what the state_dict is made of
+  object.stateDict = moduleStateDict(object, *s);
+  moduleStateDicts_.insert(object.stateDict.get());
+  // Every copy of the object (stack, memo) shares this Meta: a dict of tensors, two levels deep.
+  target.meta->depth = 2;
+  target.meta->values = 1 + 2 * uint64_t(object.stateDict->entries.size());
+}
+
+// nn.Module.state_dict(): parameters, then buffers not in _non_persistent_buffers_set (None entries
+// skipped), then each child module's entries under "child.", in insertion order; tensors detached.
+ValuePtr Unpickler::moduleStateDict(const ModuleObject& object, const Value& state) {
+  const std::string& cls = object.className;
+  const Value *parameters = nullptr, *buffers = nullptr, *modules = nullptr, *nonPersistent = nullptr;
+  for (const auto& [k, v] : state.entries) {
+    if (k->kind != Value::Kind::String) continue;
+    if (k->text == "_parameters") parameters = v.get();
+    else if (k->text == "_buffers") buffers = v.get();
+    else if (k->text == "_modules") modules = v.get();
+    else if (k->text == "_non_persistent_buffers_set") nonPersistent = v.get();
+  }
+  const std::pair<const Value*, const char*> required[] = {
+      {parameters, "_parameters"}, {buffers, "_buffers"}, {modules, "_modules"}};
+  for (auto [field, name] : required) {
+    if (!field) fail("the state of a " + cls + " object has no '" + name + "': not a torch.nn.Module");
+    if (field->kind != Value::Kind::Dict) fail("'" + std::string(name) + "' of a " + cls + " object must be a dict");
+  }
+  std::unordered_set<std::string> skipped;
+  if (nonPersistent && nonPersistent->kind != Value::Kind::None) {
+    if (nonPersistent->kind != Value::Kind::List && nonPersistent->kind != Value::Kind::Tuple)
+      fail("'_non_persistent_buffers_set' of a " + cls + " object must be a set");
+    charge(nonPersistent->items.size());
+    for (const ValuePtr& name : nonPersistent->items) {
+      if (name->kind != Value::Kind::String) fail("'_non_persistent_buffers_set' of a " + cls + " object holds a non-str");
+      charge(name->text.size());
+      skipped.insert(name->text);
+    }
+  }
+  std::vector<std::pair<ValuePtr, ValuePtr>> entries;
+  std::unordered_map<std::string, size_t> index;
+  auto add = [&](std::string key, const ValuePtr& tensor) {
+    charge(key.size() + 1);
+    auto [slot, inserted] = index.emplace(key, entries.size());
+    if (inserted) entries.emplace_back(makeString(std::move(key)), tensor);
+    else entries[slot->second].second = tensor;  // like assigning into the OrderedDict
+  };
+  auto keyOf = [&](const ValuePtr& k, const char* field) -> const std::string& {
+    if (k->kind != Value::Kind::String) fail(std::string("a key of '") + field + "' of a " + cls + " object is not a str");
+    return k->text;
+  };
+  for (const Value* field : {parameters, buffers}) {
+    const char* fieldName = field == parameters ? "_parameters" : "_buffers";
+    for (const auto& [k, v] : field->entries) {
+      const std::string& name = keyOf(k, fieldName);
+      if (v->kind == Value::Kind::None || (field == buffers && skipped.count(name))) continue;
+      if (v->kind != Value::Kind::Tensor)
+        fail(std::string(fieldName) + "[" + quoted(name) + "] of a " + cls + " object is a " + kindName(v->kind) +
+             ", not a tensor");
+      TensorRef detached = v->tensor;  // state_dict() holds detached tensors
+      detached.requiresGrad = false;
+      add(name, makeTensor(std::move(detached)));
+    }
+  }
+  for (const auto& [k, child] : modules->entries) {
+    const std::string& name = keyOf(k, "_modules");
+    if (child->kind == Value::Kind::None) continue;
+    if (!moduleStateDicts_.count(child.get()))
+      fail("_modules[" + quoted(name) + "] of a " + cls + " object is not a module object");
+    charge(child->entries.size());
+    for (const auto& [childKey, tensor] : child->entries) add(name + "." + childKey->text, tensor);
+  }
+  return makeDict(std::move(entries), true);
+}
+
+Item Unpickler::set(const std::vector<Item>& a, const Item& args) {
+  Item list = container(Value::Kind::List);
+  if (a.empty()) return list;
+  if (a.size() != 1 || a[0].kind != Item::Kind::Value ||
+      (a[0].value->kind != Value::Kind::List && a[0].value->kind != Value::Kind::Tuple))
+    fail("set takes () or one list");
+  charge(a[0].value->items.size());
+  for (const ValuePtr& v : a[0].value->items) appendTo(list, data(v));
+  // The items came out of `args` without their Meta; its figures bound the new list's.
+  if (args.meta) {
+    list.meta->depth = std::max(list.meta->depth, args.meta->depth);
+    list.meta->values = std::max(list.meta->values, args.meta->values);
+  }
+  return list;
 }
 
 Item Unpickler::call(const Item& callable, const Item& args, bool isNewObj) {
   if (callable.kind != Item::Kind::Global) fail("the callable below the arguments must be an allowed global");
   std::vector<Item> a = argsOf(args);
   const Global g = callable.global->global;
-  const std::string name = std::string(callable.global->module) + "." + callable.global->name;
-  if (isNewObj && g != Global::OrderedDict && g != Global::TorchSize) fail("NEWOBJ of " + name + " is not allowed");
+  const std::string name = g == Global::ModuleClass ? callable.value->text
+                                                    : std::string(callable.global->module) + "." + callable.global->name;
+  if (isNewObj && g != Global::OrderedDict && g != Global::TorchSize && g != Global::ModuleClass)
+    fail("NEWOBJ of " + name + " is not allowed");
   switch (g) {
+    case Global::ModuleClass:
+      // What torch.save writes for a module: cls.__new__(cls), then BUILD. Anything else would
+      // need the class's own code.
+      if (!a.empty())
+        fail(name + " is only read as torch.save pickles a module (created without arguments, then its state). " +
+             kResave);
+      return newModule(callable);
+    case Global::Reconstructor:
+      if (a.size() != 3 || a[0].kind != Item::Kind::Global || a[0].global->global != Global::ModuleClass ||
+          a[1].kind != Item::Kind::Global || a[1].global->global != Global::Object || a[2].kind != Item::Kind::Value ||
+          a[2].value->kind != Value::Kind::None)
+        fail(name + " is only accepted as (module class, object, None). " + kResave);
+      return newModule(a[0]);
+    case Global::Object: break;
+    case Global::Set: return set(a, args);
     case Global::OrderedDict: return orderedDict(a, args);
     case Global::TorchSize: {
       if (a.empty()) return container(Value::Kind::Tuple);
@@ -572,6 +775,7 @@ Item Unpickler::call(const Item& callable, const Item& args, bool isNewObj) {
     case Global::RebuildParameterWithState: return rebuildParameter(a, true);
     case Global::StorageType: break;
   }
+  if (g == Global::Object) fail(name + " cannot be called; it may only appear as an argument of copyreg._reconstructor");
   fail(name + " cannot be called; it may only appear in a storage persistent id");
 }
 
@@ -658,6 +862,13 @@ Item Unpickler::persistentLoad(const Item& pid) {
   if (pid.kind != Item::Kind::RawTuple) fail(kForm);
   const std::vector<Item>& p = *pid.parts;
   auto isString = [](const Item& it) { return it.kind == Item::Kind::Value && it.value->kind == Value::Kind::String; };
+  auto isStringOrNone = [&](const Item& it) {
+    return isString(it) || (it.kind == Item::Kind::Value && it.value->kind == Value::Kind::None);
+  };
+  // Legacy files name each module class as ('module', cls, source file, source): the class itself.
+  if (p.size() == 4 && isString(p[0]) && p[0].value->text == "module" && p[1].kind == Item::Kind::Global &&
+      p[1].global->global == Global::ModuleClass && isStringOrNone(p[2]) && isStringOrNone(p[3]))
+    return p[1];
   if ((p.size() != 5 && p.size() != 6) || !isString(p[0]) || p[0].value->text != "storage" ||
       p[1].kind != Item::Kind::Global || p[1].global->global != Global::StorageType || !isString(p[2]) ||
       !isString(p[3]) || p[4].kind != Item::Kind::Value || p[4].value->kind != Value::Kind::Int)
@@ -838,9 +1049,10 @@ ValuePtr Unpickler::run() {
       case ')': push(container(Value::Kind::Tuple)); break;
       case '}': push(container(Value::Kind::Dict)); break;
       case 'a': { Item v = pop(); appendTo(top(), v); break; }
-      case 'e': case 'l': {
+      case 0x8f: push(container(Value::Kind::List)); break;  // EMPTY_SET: sets are read as lists
+      case 'e': case 'l': case 0x90: case 0x91: {  // APPENDS, LIST, ADDITEMS, FROZENSET
         size_t base = popMark();
-        if (op_ == 'l') base = insertContainer(base, Value::Kind::List);
+        if (op_ == 'l' || op_ == 0x91) base = insertContainer(base, Value::Kind::List);
         if (base <= markBase()) fail("stack underflow");
         for (size_t i = base; i < stack_.size(); ++i) appendTo(stack_[base - 1], stack_[i]);
         dropFrom(base);
@@ -905,6 +1117,10 @@ ValuePtr Unpickler::run() {
       case 'b': {
         // torch attaches `_metadata` to state_dict OrderedDicts through BUILD; it is dropped.
         Item state = pop();
+        if (top().kind == Item::Kind::Object) {
+          buildModule(top(), state);
+          break;
+        }
         dataOf(state, "BUILD state");
         Item& target = top();
         if (target.kind != Item::Kind::Value || target.value->kind != Value::Kind::Dict || !target.value->ordered)
@@ -913,7 +1129,6 @@ ValuePtr Unpickler::run() {
       }
       case 'Q': { Item pid = pop(); push(persistentLoad(pid)); break; }
       case 'P': fail("text persistent ids are not supported; expected a ('storage', ...) tuple via BINPERSID");
-      case 0x8f: case 0x90: case 0x91: fail("sets are not supported");
       default: fail("opcode not supported");
     }
   }

@@ -158,6 +158,38 @@ function dagBombPickle(levels: number, tensor: boolean): Buffer {
   return Buffer.concat([Buffer.from([0x80, 0x02, 0x7d, 0x58]), u32(10), Buffer.from('state_dict'), w.stop().subarray(2, -1), Buffer.from('s.')]);
 }
 
+/**
+ * torch.save(model): module objects `levels` deep, each holding the one below under `fanOut` names
+ * (memo references), with a parameter at the bottom: long dotted keys, or many of them.
+ */
+function modulePickle(levels: number, fanOut: number): Buffer {
+  const w = new PickleWriter().proto();
+  const odict = (items?: () => void) => {
+    w.global('collections', 'OrderedDict').emptyTuple().reduce();
+    if (items) { w.mark(); items(); w.setitems(); }
+  };
+  const module = (cls: [string, string], params?: () => void, children?: () => void) => {
+    w.global(...cls).emptyTuple().raw([0x81]).emptyDict().mark().str('training').bool(true);
+    w.str('_parameters'); odict(params);
+    w.str('_buffers'); odict();
+    w.str('_non_persistent_buffers_set').global('__builtin__', 'set').emptyList().raw([0x85]).reduce();
+    w.str('_modules'); odict(children);
+    w.setitems().raw('b').raw([0x71, 0]); // BUILD, BINPUT 0
+  };
+  module(['torch.nn.modules.linear', 'Linear'], () => {
+    w.str('weight').global('torch._utils', '_rebuild_tensor_v2').mark();
+    w.mark().str('storage').global('torch', 'FloatStorage').str('0').str('cpu').int(2).tuple().raw('Q');
+    w.int(0).ints([2]).ints([1]).bool(false).global('collections', 'OrderedDict').emptyTuple().reduce().tuple().reduce();
+  });
+  for (let level = 1; level < levels; level++) {
+    w.raw('0'); // POP: the child lives on in memo 0
+    module(['torchvision.models.resnet', 'ResNet'], undefined, () => {
+      for (let c = 0; c < fanOut; c++) w.str(String(c)).raw([0x68, 0]); // BINGET 0
+    });
+  }
+  return w.stop();
+}
+
 /** Pickles that claim far more bytes than they hold. */
 function hugeLengthPickle(rng: Rng): Buffer {
   const op = rng.pick([0x8d, 0x8e, 0x96, 0x58, 0x42, 0x54, 0x8b, 0x95]);
@@ -177,6 +209,10 @@ const PICKLE_SNIPPETS: Buffer[] = [
   '\x8c\x0bcollections\x8c\x0bOrderedDict\x93', '\x8c\x02os\x8c\x06system\x93', 'X\x07\x00\x00\x00storage', 'X\x03\x00\x00\x00cpu',
   'I00\n', 'I01\n', 'I99999999999999999999\n', 'L-9223372036854775808L\n', 'F1e309\n', 'Fnan\n', "S'\\x00'\n", 'Vx\\u00e9\n', 'P0\n',
   '\x8f', '\x90', '\x91', '\x97', '\x98', 'i__main__\nX\n', 'o', '\x81', '\x92',
+  // whole pickled models: module classes, their state's fields, protocol 0/1 object creation
+  'ctorch.nn.modules.linear\nLinear\n', 'ctorchvision.models.resnet\nResNet\n', 'ctorch.nn.modules.module\nModule\n',
+  'ccopy_reg\n_reconstructor\n', 'c__builtin__\nobject\n', 'c__builtin__\nset\n', 'c__main__\nMyNet\n',
+  'X\x0b\x00\x00\x00_parameters', 'X\x08\x00\x00\x00_buffers', 'X\x08\x00\x00\x00_modules', 'X\x06\x00\x00\x00module',
 ].map((s) => Buffer.from(s, 'latin1'));
 
 /** Opcode-aware mutation of one pickle. */
@@ -241,12 +277,13 @@ export function mutatePickle(rng: Rng, pkl: Buffer, others: readonly Buffer[]): 
   return generic(rng, pkl, others, 1);
 }
 
-/** A crafted pickle (deep, exponential, huge lengths, or a state_dict claiming too much). */
+/** A crafted pickle (deep, exponential, huge lengths, module objects, or a state_dict claiming too much). */
 export function craftedPickle(rng: Rng): Buffer {
-  switch (rng.int(5)) {
+  switch (rng.int(6)) {
     case 0: return deepPickle(rng, rng.pick([50, 999, 1000, 1001, 5000, 100000]));
     case 1: return dagBombPickle(rng.pick([16, 20, 22, 23, 24, 25, 40]), rng.chance(0.5));
     case 2: return hugeLengthPickle(rng);
+    case 3: return rng.chance(0.5) ? modulePickle(rng.pick([2, 50, 1000, 3000]), 1) : modulePickle(rng.pick([3, 6, 12]), rng.pick([4, 16, 64]));
     default: {
       // a state_dict whose tensors claim huge or overflowing storages, sizes and strides
       const big = (): bigint => rng.pick([2n ** 31n, 2n ** 40n, 2n ** 61n, 2n ** 62n, 2n ** 63n - 1n, 100n * 2n ** 30n, 0n, 1n]);

@@ -588,6 +588,105 @@ std::shared_ptr<StorageRef> storageOf(const std::string& key, DType dtype, int64
   return s;
 }
 
+// Whole pickled models, hand-made: the forms torch.save writes and the ones it never does.
+std::string moduleState(const std::string& params, const std::string& buffers, const std::string& modules,
+                        const std::string& extra = "") {
+  auto odict = [](const std::string& items) {
+    return "ccollections\nOrderedDict\n)R" + (items.empty() ? "" : "(" + items + "u");
+  };
+  return "}(" + bu("training") + "\x88" + bu("_parameters") + odict(params) + bu("_buffers") + odict(buffers) +
+         bu("_modules") + odict(modules) + extra + "u";
+}
+std::string newModule(const std::string& cls) { return "ctorch.nn.modules." + cls + "\n)\x81"; }
+std::string tensorPickle(const std::string& key, int numel, bool parameter = false) {
+  std::string t = "ctorch._utils\n_rebuild_tensor_v2\n(" + pid("FloatStorage", key, numel) + "K\x00(K"s + char(numel) +
+                  "tK\x01\x85\x89" "ccollections\nOrderedDict\n)RtR";
+  return parameter ? "ctorch._utils\n_rebuild_parameter\n" + t + "\x88" "ccollections\nOrderedDict\n)R\x87R" : t;
+}
+
+void testModules() {
+  auto w = storageOf("w", DType::Float32, 2), b = storageOf("b", DType::Float32, 3), k = storageOf("k", DType::Float32, 1);
+  auto s = [](const char* text) { return makeString(text); };
+  // A Linear-like leaf: a parameter, a None parameter, a persistent and a non-persistent buffer.
+  std::string leaf = newModule("linear\nLinear") +
+                     moduleState(bu("weight") + tensorPickle("w", 2, true) + bu("bias") + "N",
+                                 bu("kept") + tensorPickle("k", 1) + bu("scratch") + tensorPickle("b", 3),
+                                 "", bu("_non_persistent_buffers_set") + "c__builtin__\nset\n]" + bu("scratch") + "a\x85R") +
+                     "b";
+  ValuePtr leafDict = makeDict({{s("weight"), tensorOf(w, {2}, {1})}, {s("kept"), tensorOf(k, {1}, {1})}}, true);
+  expectValue("a module object reads as its state_dict (detached, non-persistent buffers left out)", p2(leaf), leafDict);
+  // A container: own parameter first, then each child under "name.", None children skipped;
+  // one child object used twice (memo) appears under both names, like state_dict().
+  std::string outer = newModule("container\nSequential") +
+                      moduleState(bu("own") + tensorPickle("b", 3, true), "",
+                                  bu("0") + leaf + "q\x07" + bu("gap") + "N" + bu("1") + "h\x07",
+                                  bu("_norm_layer") + "ctorch.nn.modules.batchnorm\nBatchNorm2d\n") +
+                      "b";
+  ValuePtr outerDict = makeDict({{s("own"), tensorOf(b, {3}, {1})}, {s("0.weight"), tensorOf(w, {2}, {1})},
+                                 {s("0.kept"), tensorOf(k, {1}, {1})}, {s("1.weight"), tensorOf(w, {2}, {1})},
+                                 {s("1.kept"), tensorOf(k, {1}, {1})}}, true);
+  expectValue("nested modules flatten with dotted names", p2(outer), outerDict);
+  expectValue("a module inside a checkpoint dict", p2("}(" + bu("model") + outer + bu("epoch") + "K\x03u"),
+              makeDict({{s("model"), outerDict}, {s("epoch"), makeInt(3)}}));
+  expectValue("a module inside a tuple", p2(leaf + "\x85"), makeTuple({leafDict}));
+  expectValue("protocol 1: copy_reg._reconstructor(cls, object, None)",
+              p2("ccopy_reg\n_reconstructor\n(ctorch.nn.modules.linear\nLinear\nc__builtin__\nobject\nNtR" +
+                 moduleState("", "", "") + "b"),
+              makeDict({}, true));
+  expectValue("REDUCE with no arguments", p2("ctorchvision.models.resnet\nResNet\n)R" + moduleState("", "", "") + "b"),
+              makeDict({}, true));
+  expectValue("legacy ('module', cls, file, source) persistent id",
+              p2("(" + bu("module") + "ctorch.nn.parallel.data_parallel\nDataParallel\nN" + bu("src") + "tQ)\x81" +
+                 moduleState("", "", "") + "b"),
+              makeDict({}, true));
+  expectValue("a module class as data reads as its name",
+              p2("]ctorchvision.ops.misc\nConv2dNormActivation\na"), makeList({s("torchvision.ops.misc.Conv2dNormActivation")}));
+
+  const std::string resave = "re-save its weights with torch.save(model.state_dict(), path)";
+  expectError("a class of the user's", p2("c__main__\nMyNet\n)\x81"), "global '__main__.MyNet' is not allowed");
+  expectError("the refusal says what to do", p2("c__main__\nMyNet\n)\x81"), resave);
+  expectError("a lowercase name under torch.nn.modules", p2("ctorch.nn.modules.module\nregister_module_forward_hook\n"),
+              "is not allowed");
+  expectError("a look-alike module", p2("ctorch.nn.modulesx\nLinear\n"), "is not allowed");
+  expectError("an empty module path", p2("ctorch.nn.modules.\nLinear\n"), "is not allowed");
+  expectError("a module path with ..", p2("ctorch.nn.modules..linear\nLinear\n"), "is not allowed");
+  expectError("torch.nn itself", p2("ctorch.nn\nLinear\n"), "is not allowed");
+  expectError("torch.nn.parallel beyond DataParallel",
+              p2("ctorch.nn.parallel.distributed\nDistributedDataParallel\n"), "is not allowed");
+  expectError("a module created with arguments", p2("ctorch.nn.modules.linear\nLinear\nK\x02\x85\x81"), resave);
+  expectError("REDUCE with arguments", p2("ctorch.nn.modules.linear\nLinear\nK\x02\x85R"), "only read as torch.save");
+  expectError("_reconstructor of another base", p2("ccopyreg\n_reconstructor\n(ctorch.nn.modules.linear\nLinear\n"
+                                                   "ctorch.nn.modules.linear\nLinear\nNtR"), "(module class, object, None)");
+  expectError("object()", p2("cbuiltins\nobject\n)R"), "argument of copyreg._reconstructor");
+  expectError("used before BUILD (a cycle)",
+              p2(newModule("linear\nLinear") + "q\x00"s + moduleState("", "", bu("self") + "h\x00"s) + "b"),
+              "used before BUILD set its state");
+  expectError("never built", p2(newModule("linear\nLinear")), "used before BUILD");
+  expectError("BUILD twice", p2(newModule("linear\nLinear") + moduleState("", "", "") + "b" + moduleState("", "", "") + "b"),
+              "BUILD twice");
+  expectError("state is not a dict", p2(newModule("linear\nLinear") + "]b"), "must be a dict");
+  expectError("not a Module's state", p2(newModule("linear\nLinear") + "}(" + bu("_parameters") + "}u" + "b"),
+              "has no '_buffers': not a torch.nn.Module");
+  expectError("a parameter that is not a tensor",
+              p2(newModule("linear\nLinear") + moduleState(bu("weight") + "K\x01", "", "") + "b"), "not a tensor");
+  expectError("a child that is not a module",
+              p2(newModule("container\nSequential") + moduleState("", "", bu("0") + "}") + "b"), "is not a module object");
+  expectError("an int parameter name", p2(newModule("linear\nLinear") + moduleState("K\x01N", "", "") + "b"), "is not a str");
+  expectError("a bad non-persistent set",
+              p2(newModule("linear\nLinear") + moduleState("", "", "", bu("_non_persistent_buffers_set") + "K\x01") + "b"),
+              "must be a set");
+  // Memo-shared children may not multiply key building beyond the work budget: a chain of
+  // containers each holding the previous one 64 times.
+  std::string chain = newModule("linear\nLinear") + moduleState(bu(std::string(200, 'p')) + tensorPickle("w", 2), "", "") +
+                      "bq\x00"s;
+  for (int level = 1; level < 12; ++level) {
+    std::string children;
+    for (int c = 0; c < 64; ++c) children += bu(std::to_string(c)) + "h\x00"s;
+    chain += "0" + newModule("container\nSequential") + moduleState("", "", children) + "bq\x00"s;
+  }
+  expectError("module fan-out", p2(chain), "values in the tree");
+}
+
 void testHandcrafted() {
   size_t before = size_t(failures);
   // Opcodes from protocol 0/1 and Python 2 pickles.
@@ -620,8 +719,11 @@ void testHandcrafted() {
   expectError("integer over 64 bits", p2("\x8a\x09" + std::string(8, '\0') + "\x01"), "does not fit in 64 bits");
   expectError("NEWOBJ of a rebuilder", p2("ctorch._utils\n_rebuild_tensor_v2\n)\x81"),
               "NEWOBJ of torch._utils._rebuild_tensor_v2 is not allowed");
-  expectError("EMPTY_SET", p2("\x8f"), "opcode 0x8f (EMPTY_SET) at byte 2: sets are not supported");
-  expectError("FROZENSET", p2("(\x91"), "sets are not supported");
+  expectValue("EMPTY_SET + ADDITEMS", p2("\x8f(K\x01K\x02\x90"), makeList({makeInt(1), makeInt(2)}));
+  expectValue("FROZENSET", p2("(K\x03\x91"), makeList({makeInt(3)}));
+  expectValue("set([...])", p2("c__builtin__\nset\n]K\x04" "a\x85R"), makeList({makeInt(4)}));
+  expectError("set(x)", p2("cbuiltins\nset\nK\x04\x85R"), "set takes () or one list");
+  expectError("ADDITEMS on a dict", p2("}(K\x01\x90"), "needs a list");
   expectError("INST", "(i__builtin__\nobject\n.", "opcode 0x69 (INST) at byte 1");
   expectError("unknown opcode", p2("\xff"), "opcode 0xff (unknown) at byte 2");
   expectError("self cycle", p2("]q\x00h\x00"s "a"), "cannot contain itself");
@@ -695,6 +797,7 @@ void testHandcrafted() {
   cyclic->items.push_back(cyclic);
   try { pickle(*cyclic); fail("writer: cycle accepted"); } catch (const FormatError&) {}
   cyclic->items.clear();
+  testModules();
   std::printf("handcrafted: opcodes, refusals and tensor checks: %s\n", size_t(failures) == before ? "OK" : "FAILED");
 }
 

@@ -47,8 +47,8 @@ def walk(obj, path, nodes, storage_ids):
         nodes.append({'path': path, 'type': 'odict' if isinstance(obj, OrderedDict) else 'dict', 'len': len(obj)})
         for k, v in obj.items():
             walk(v, path + ('/#%d' % k if isinstance(k, int) else '/' + k), nodes, storage_ids)
-    elif isinstance(obj, (list, tuple)):  # torch.Size is a tuple too
-        nodes.append({'path': path, 'type': 'list' if isinstance(obj, list) else 'tuple', 'len': len(obj)})
+    elif isinstance(obj, (list, tuple, set, frozenset)):  # torch.Size is a tuple too; sets read as lists
+        nodes.append({'path': path, 'type': 'tuple' if isinstance(obj, tuple) else 'list', 'len': len(obj)})
         for i, v in enumerate(obj):
             walk(v, '%s/[%d]' % (path, i), nodes, storage_ids)
     elif obj is None:
@@ -156,6 +156,45 @@ def plain():
         'shared': [shared, shared], 'intkeys': {0: {'x': 1}, 300: 'y', -70000: 'z'}}
 
 
+class MyNet(torch.nn.Module):
+    """A model class of the user's own: pickled as __main__.MyNet, which must stay refused."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = torch.nn.Linear(2, 2)
+
+
+def whole_models():
+    """(name, module or container holding modules, what torch.load(...) gives as state_dicts, kw)."""
+    resnet, alexnet = models()
+    for m in resnet.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.2, 0.2)
+            m.running_var.uniform_(0.5, 1.5)
+            m.num_batches_tracked.fill_(5)
+    small = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 2, bias=False), torch.nn.BatchNorm2d(2), torch.nn.ReLU(),
+                                torch.nn.Flatten(), torch.nn.Linear(2, 3))
+    small[4].register_buffer('scratch', torch.ones(1), persistent=False)  # left out of state_dict
+    small[4].register_buffer('kept', torch.arange(3.))
+    shared = torch.nn.Linear(2, 2)
+    tied = torch.nn.Sequential(shared, torch.nn.ReLU(), shared)  # one module under two names
+    head = torchvision.models.resnet18(num_classes=7)
+    head.fc = torch.nn.Linear(512, 5)
+    parallel = torch.nn.DataParallel(torch.nn.Sequential(torch.nn.Linear(2, 2)))  # CPU: no devices kept
+    return [
+        ('resnet18_whole', resnet, resnet.state_dict(), {}),
+        ('alexnet_whole', alexnet, alexnet.state_dict(), {}),
+        ('small_whole_p1', small, small.state_dict(), {'pickle_protocol': 1}),
+        ('small_whole_p2', small, small.state_dict(), {}),
+        ('small_whole_p4', small, small.state_dict(), {'pickle_protocol': 4}),
+        ('tied_whole', tied, tied.state_dict(), {}),
+        ('head_whole', head, head.state_dict(), {}),
+        ('parallel_whole', parallel, parallel.state_dict(), {}),
+        ('checkpoint_whole', {'epoch': 2, 'model': small, 'arch': 'small'},
+         {'epoch': 2, 'model': small.state_dict(), 'arch': 'small'}, {}),
+    ]
+
+
 def main(out):
     os.makedirs(out, exist_ok=True)
     expected = {'loads': [], 'rejects': [], 'truncate': [], 'fuzz': []}
@@ -165,7 +204,7 @@ def main(out):
             f.write(data)
         return name
 
-    def load(name, obj, kind, **kw):
+    def load(name, obj, kind, expect=None, **kw):
         path = os.path.join(out, name)
         entry = {'name': name, 'kind': kind, 'file': name}
         if kind == 'zip':
@@ -176,7 +215,7 @@ def main(out):
             entry['path'] = name
         else:
             entry['path'] = write(name, pickle.dumps(obj, **kw))
-        entry['nodes'] = walk(obj, '', [], {})
+        entry['nodes'] = walk(obj if expect is None else expect, '', [], {})
         expected['loads'].append(entry)
         return entry['path']
 
@@ -198,6 +237,15 @@ def main(out):
     misc_legacy = load('misc_legacy.pt', misc(), 'legacy')
     for protocol in range(6):
         load('plain_p%d.pkl' % protocol, plain(), 'pickle', protocol=protocol)
+        load('set_p%d.pkl' % protocol, {'s': {1, 2}, 'f': frozenset(['a']), 'e': set()}, 'pickle', protocol=protocol)
+
+    # Whole pickled models (torch.save(model)): read as their state_dict, without running anything.
+    for name, obj, state, kw in whole_models():
+        whole = load(name + '_zip.pt', obj, 'zip', expect=state, **kw)
+        if name.startswith('small'):
+            expected['fuzz'].append({'kind': 'pickle', 'path': os.path.join(whole, 'data.pkl')})
+    for name, obj, state, kw in whole_models()[:3]:
+        load(name + '_legacy.pt', obj, 'legacy', expect=state, **kw)
 
     tiny = {'a': torch.tensor([1., 2., 3.]), 'b': torch.tensor([[1, 2], [3, 4]])}
     tiny_pkl = os.path.join(load('tiny_zip.pt', tiny, 'zip'), 'data.pkl')
@@ -221,8 +269,21 @@ def main(out):
     torch.save({'w': torch.ones(2), 'evil': shell}, evil_zip)
     with open(os.path.join(extract_zip(evil_zip), 'data.pkl'), 'rb') as f:
         reject('evil_zip_data.pkl', f.read(), 'posix.system')
-    reject('set_p4.pkl', pickle.dumps({1, 2}, protocol=4), 'sets are not supported')
-    reject('set_p2.pkl', pickle.dumps({1, 2}, protocol=2), '__builtin__.set')
+    resave = 'torch.save(model.state_dict(), path)'
+    for protocol in (2, 4):
+        mine = os.path.join(out, 'mynet_p%d.pt' % protocol)
+        torch.save(MyNet(), mine, pickle_protocol=protocol)
+        with open(os.path.join(extract_zip(mine), 'data.pkl'), 'rb') as f:
+            data = f.read()
+        reject('mynet_p%d.pkl' % protocol, data, '__main__.MyNet')
+        reject('mynet_resave_p%d.pkl' % protocol, data, resave)
+    armed = torch.nn.Linear(2, 2)
+    armed.hook = shell  # a module attribute that would run code
+    armed_zip = os.path.join(out, 'module_attr_os.pt')
+    torch.save(armed, armed_zip)
+    with open(os.path.join(extract_zip(armed_zip), 'data.pkl'), 'rb') as f:
+        reject('module_attr_os.pkl', f.read(), 'posix.system')
+    reject('module_args.pkl', b'\x80\x02ctorch.nn.modules.linear\nLinear\nK\x02K\x02\x86\x81.', resave)
     reject('bigint.pkl', pickle.dumps(2**64, protocol=2), 'does not fit in 64 bits')
 
     # Nesting far past maxDepth, built the four ways a pickle can nest containers.
