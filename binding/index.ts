@@ -116,7 +116,15 @@ function prepareLibtorch(file: string, installations: () => LibtorchInstallation
     }
     // eslint-disable-next-line @typescript-eslint/no-require-imports
     const preloader = require(preloaderFile) as Preloader;
-    for (const lib of files) preloader.preload(lib);
+    for (const lib of files) {
+      try {
+        preloader.preload(lib);
+      } catch (error) {
+        throw Object.assign(new Error(`opening ${lib} of ${describeInstallation(installation)}: ${(error as Error).message}`), {
+          fix: `that libtorch is damaged or unusable here: reinstall it, or point LIBTORCH at another libtorch ${wanted}`,
+        });
+      }
+    }
     return installation;
   }
   throw new Error(problems.join('; '));

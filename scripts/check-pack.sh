@@ -30,7 +30,7 @@ ls node_modules/finetorch/build >/dev/null 2>&1 && { echo "check-pack: unexpecte
 # Install anywhere. The prebuilt has no RPATH; copy the libtorch it loaded to another prefix.
 prebuilt=$(ls node_modules/finetorch/prebuilds/*/finetorch.libtorch-*.node)
 readelf -d "$prebuilt" | grep -qE 'RPATH|RUNPATH' && { echo "check-pack: $prebuilt carries an RPATH"; exit 1; }
-system_lib=$(node -e 'require("finetorch"); console.log(require("path").dirname(require("finetorch/dist/binding").loadedLibtorchFile()))')
+system_lib=$(node -e 'const b = require("finetorch/dist/binding"); b.native(); console.log(require("path").dirname(b.loadedLibtorchFile()))')
 mkdir -p libtorch/lib
 cp -P "$system_lib"/libc10.so* "$system_lib"/libtorch_cpu.so* "$system_lib"/libtorch.so* libtorch/lib/
 cat > load.js <<'JS'
@@ -52,8 +52,8 @@ if [ "$(id -u)" = 0 ] && unshare --mount true 2>/dev/null; then
     if PATH="$WORK/bin" node -e "require(\"finetorch\").tensor(new Float32Array([1]), [1])" 2>"$WORK/hidden.err"; then
       echo "check-pack: loaded with the system libtorch hidden and no LIBTORCH"; exit 1
     fi
-    grep -q "built for libtorch" "$WORK/hidden.err" || grep -q "libtorch_cpu" "$WORK/hidden.err" || { cat "$WORK/hidden.err"; exit 1; }
-    echo "check-pack: with the system libtorch hidden, the load fails and says: $(grep -m1 "finetorch.libtorch" "$WORK/hidden.err" | sed "s/^ *//")"
+    grep -q "point LIBTORCH at another libtorch" "$WORK/hidden.err" || { cat "$WORK/hidden.err"; exit 1; }
+    echo "check-pack: with the system libtorch hidden, the load fails and says: $(grep -m1 -A1 "finetorch.libtorch-.*: opening" "$WORK/hidden.err" | sed "s/^ *//" | tr "\n" " ")"
     LIBTORCH="$WORK/libtorch" PATH="$WORK/bin" node load.js'
 else
   echo "check-pack: not root or no unshare: the system libtorch stays visible; checking LIBTORCH's copy is the one mapped"

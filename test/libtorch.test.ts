@@ -204,6 +204,18 @@ describe('loading a prebuilt over the libtorch it finds', () => {
     fs.rmSync(prefix, { recursive: true });
   });
 
+  test('a library that will not open is named with the dynamic linker\'s reason and the way out', () => {
+    const pkg = packageWithPrebuilt('1.13');
+    const prefix = copiedLibtorch();
+    const c10 = fs.readdirSync(path.join(prefix, 'lib')).find((n) => /^libc10\.so/.test(n) && !fs.lstatSync(path.join(prefix, 'lib', n)).isSymbolicLink()) as string;
+    fs.writeFileSync(path.join(prefix, 'lib', c10), 'damaged');
+    const result = loadIn(pkg, { ...process.env, LIBTORCH: prefix });
+    expect(result.error).toMatch(/opening .*libc10\.so[.\d]* of libtorch 1\.13[.\w]* at .*\(LIBTORCH\): .*(file too short|invalid ELF header)/);
+    expect(result.error).toMatch(/fix: that libtorch is damaged or unusable here: reinstall it, or point LIBTORCH at another libtorch 1\.13/);
+    fs.rmSync(pkg, { recursive: true });
+    fs.rmSync(prefix, { recursive: true });
+  });
+
   test('without the preloader beside it, the prebuilt says so', () => {
     const pkg = packageWithPrebuilt('1.13', { preloader: false });
     const result = loadIn(pkg, { ...process.env, LIBTORCH: '' });
