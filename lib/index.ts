@@ -11,6 +11,8 @@ export * from './training';
 export * from './data';
 export * from './experiment';
 export * from './download';
+export { runDoctor, gatherFacts, diagnose, formatFindings } from './doctor';
+export type { DoctorReport, DoctorFacts, Finding, FindingStatus } from './doctor';
 export {
   EventWriter, MetricsLog, readMetrics, metricSeries, lineChart, confusionMatrixChart, worstConfusions, gradientNormChart,
   scatterChart, barChart, tsne, nearestNeighbourPurity, trustworthiness, renderReport, writeReport,

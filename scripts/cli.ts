@@ -19,6 +19,7 @@ import { readResults } from '../lib/experiment/results';
 import { loadRun, loadRunSplit } from '../lib/experiment/runs';
 import { writeComparisonReport, writeRunReport } from '../lib/experiment/report';
 import { InterruptedError, train } from '../lib/experiment/trainer';
+import { formatFindings, runDoctor } from '../lib/doctor';
 import { pct } from '../lib/utils/format';
 import { ARCHITECTURES } from '../lib/models/model';
 
@@ -221,6 +222,18 @@ export function buildProgram(): Command {
     .action(async (opts) => {
       const result = await downloadCaltech101(opts.root, { url: opts.url, onProgress: progressBar(process.stderr, { name: 'caltech-101' }) });
       console.log(result.path);
+    });
+
+  program
+    .command('doctor')
+    .description('what the runtime sees (libtorch, BLAS, threads, CPU, CUDA, malloc, sharp, cached weights); exit 1 with a fix for each problem')
+    .option('--json', 'print the findings and the facts behind them as JSON')
+    .option('--verify', 'also check the cached weights\' sha256 (reads every file: seconds)')
+    .option('--config <file>', 'check this experiment config\'s device and threads (default: configs/base.yaml)')
+    .action(async (opts) => {
+      const report = await runDoctor({ verify: !!opts.verify, config: opts.config });
+      console.log(opts.json ? JSON.stringify(report, null, 1) : formatFindings(report.findings));
+      if (report.problems > 0) throw new Error(`doctor found ${report.problems} problem${report.problems === 1 ? '' : 's'} (the fix for each is above)`);
     });
 
   return program;
