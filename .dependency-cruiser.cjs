@@ -22,6 +22,7 @@ module.exports = {
     layer('download-stands-alone', '^lib/download/', ['lib/(models|training|data|report|experiment)/', 'lib/(tensor|runtime)\\.ts', 'lib/index\\.ts', 'scripts/']),
     layer('report-writers-know-no-training', '^lib/report/', ['lib/(models|training|download|experiment)/', 'lib/(tensor|runtime)\\.ts', 'lib/index\\.ts', 'scripts/']),
     layer('experiment-under-cli', '^lib/experiment/', ['lib/index\\.ts', 'scripts/']),
+    layer('export-beside-training', '^lib/export/', ['lib/(training|download|report|experiment)/', 'lib/index\\.ts', 'scripts/']),
     // the doctor looks at every layer; only the CLI and lib/index.ts look at it
     layer('doctor-under-cli', '^lib/doctor/', ['lib/index\\.ts', 'scripts/']),
     { name: 'doctor-at-the-top', severity: 'error', comment: 'only lib/index.ts and scripts/ may import lib/doctor/', from: { path: '^lib/', pathNot: '^lib/(doctor/|index\\.ts$)' }, to: { path: '^lib/doctor/' } },

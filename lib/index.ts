@@ -13,6 +13,7 @@ export * from './experiment';
 export * from './download';
 export { runDoctor, gatherFacts, diagnose, formatFindings } from './doctor';
 export type { DoctorReport, DoctorFacts, Finding, FindingStatus } from './doctor';
+export * from './export';
 export {
   EventWriter, MetricsLog, readMetrics, metricSeries, lineChart, confusionMatrixChart, worstConfusions, gradientNormChart,
   scatterChart, barChart, tsne, nearestNeighbourPurity, trustworthiness, renderReport, writeReport,

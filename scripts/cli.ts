@@ -22,6 +22,7 @@ import { InterruptedError, train } from '../lib/experiment/trainer';
 import { formatFindings, runDoctor } from '../lib/doctor';
 import { pct } from '../lib/utils/format';
 import { ARCHITECTURES } from '../lib/models/model';
+import { exportOnnx, ONNX_OPSETS } from '../lib/export/onnx';
 
 function positiveInt(value: string): number {
   const n = Number(value);
@@ -234,6 +235,30 @@ export function buildProgram(): Command {
       const report = await runDoctor({ verify: !!opts.verify, config: opts.config });
       console.log(opts.json ? JSON.stringify(report, null, 1) : formatFindings(report.findings));
       if (report.problems > 0) throw new Error(`doctor found ${report.problems} problem${report.problems === 1 ? '' : 's'} (the fix for each is above)`);
+    });
+
+  program
+    .command('export')
+    .description('the network of a run as an ONNX model: eval mode, dynamic batch, class names and input normalisation in its metadata')
+    .argument('<run>', 'a run folder or a checkpoint file')
+    .option('--out <file>', 'the .onnx file to write (default: <run>/model.onnx, or the checkpoint\'s name with .onnx)')
+    .option('--opset <n>', `ONNX opset, ${ONNX_OPSETS.min} to ${ONNX_OPSETS.max}`, (value: string) => {
+      const n = Number(value);
+      if (!Number.isInteger(n) || n < ONNX_OPSETS.min || n > ONNX_OPSETS.max) {
+        throw new InvalidArgumentError(`expected an integer between ${ONNX_OPSETS.min} and ${ONNX_OPSETS.max}, got '${value}'`);
+      }
+      return n;
+    }, ONNX_OPSETS.default)
+    .action(async (runArg: string, opts) => {
+      const run = await loadRun(runArg);
+      try {
+        const out: string = opts.out ?? (run.runDir ? path.join(run.runDir, 'model.onnx') : path.join(path.dirname(run.checkpoint), `${path.parse(run.checkpoint).name}.onnx`));
+        const { image_size: imageSize, resize } = run.config;
+        const result = await exportOnnx(run.model, out, { imageSize, resize, classNames: run.classes, opset: opts.opset });
+        console.log(`${result.file}: ${run.config.arch}, ${run.classes.length} classes, input [batch, 3, ${imageSize}, ${imageSize}], opset ${result.opset}, ${(result.bytes / 1e6).toFixed(1)} MB`);
+      } finally {
+        run.model.dispose();
+      }
     });
 
   return program;
