@@ -1,6 +1,6 @@
 // The layers of finetorch and what each may import (docs/architecture.md draws them):
 //   utils  <-  binding  <-  tensor, runtime  <-  models, data, download, report  <-  training (models)
-//          <-  experiment  <-  lib/index.ts, scripts/ (the CLI)
+//          <-  experiment  <-  serve, doctor  <-  lib/index.ts, scripts/ (the CLI); export sits beside training
 // `npm test` runs this through test/architecture.test.ts: any cycle or upward import fails it.
 const layer = (name, from, forbidden) => ({
   name,
@@ -26,6 +26,9 @@ module.exports = {
     // the doctor looks at every layer; only the CLI and lib/index.ts look at it
     layer('doctor-under-cli', '^lib/doctor/', ['lib/index\\.ts', 'scripts/']),
     { name: 'doctor-at-the-top', severity: 'error', comment: 'only lib/index.ts and scripts/ may import lib/doctor/', from: { path: '^lib/', pathNot: '^lib/(doctor/|index\\.ts$)' }, to: { path: '^lib/doctor/' } },
+    // the prediction server sits on experiment/; only the CLI and lib/index.ts look at it
+    layer('serve-under-cli', '^lib/serve/', ['lib/(doctor)/', 'lib/index\\.ts', 'scripts/']),
+    { name: 'serve-at-the-top', severity: 'error', comment: 'only lib/index.ts and scripts/ may import lib/serve/', from: { path: '^lib/', pathNot: '^lib/(serve/|index\\.ts$)' }, to: { path: '^lib/serve/' } },
   ],
   options: {
     doNotFollow: { path: 'node_modules' },

@@ -11,6 +11,8 @@ export * from './training';
 export * from './data';
 export * from './experiment';
 export * from './download';
+export { createPredictionServer, runInfo } from './serve';
+export type { PredictionServer, ServeOptions, RunInfo } from './serve';
 export { runDoctor, gatherFacts, diagnose, formatFindings } from './doctor';
 export type { DoctorReport, DoctorFacts, Finding, FindingStatus } from './doctor';
 export * from './export';

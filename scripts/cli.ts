@@ -20,6 +20,8 @@ import { loadRun, loadRunSplit } from '../lib/experiment/runs';
 import { writeComparisonReport, writeRunReport } from '../lib/experiment/report';
 import { InterruptedError, train } from '../lib/experiment/trainer';
 import { formatFindings, runDoctor } from '../lib/doctor';
+import { createPredictionServer, MiB } from '../lib/serve/server';
+import { setNumThreads } from '../lib/runtime';
 import { pct } from '../lib/utils/format';
 import { ARCHITECTURES } from '../lib/models/model';
 import { exportOnnx, ONNX_OPSETS } from '../lib/export/onnx';
@@ -223,6 +225,34 @@ export function buildProgram(): Command {
     .action(async (opts) => {
       const result = await downloadCaltech101(opts.root, { url: opts.url, onProgress: progressBar(process.stderr, { name: 'caltech-101' }) });
       console.log(result.path);
+    });
+
+  program
+    .command('serve')
+    .description('an HTTP server for a run: POST /predict (an image) -> top-5 JSON, GET /healthz, and a page at / to drop images on')
+    .argument('<run>', 'a run folder (uses checkpoints/best.pth) or a checkpoint file')
+    .option('--host <host>', 'interface to listen on (0.0.0.0 for every one)', '127.0.0.1')
+    .option('--port <port>', 'port (0 picks a free one)', (v: string) => {
+      const n = nonNegativeInt(v);
+      if (n > 65535) throw new InvalidArgumentError(`expected a port between 0 and 65535, got '${v}'`);
+      return n;
+    }, 8080)
+    .option('--max-body-mb <n>', 'largest request body in MiB', positiveNumber, 10)
+    .option('--top <k>', 'how many classes per image', positiveInt, 5)
+    .option('--threads <n>', "intra-op threads of the forward passes (default: libtorch's, one per core)", positiveInt)
+    .action(async (runPath: string, opts) => {
+      const run = await loadRun(runPath);
+      if (opts.threads !== undefined) setNumThreads(opts.threads);
+      const maxBodyBytes = Math.max(1, Math.floor(opts.maxBodyMb * MiB));
+      const served = await createPredictionServer(run, { host: opts.host, port: opts.port, maxBodyBytes, top: opts.top });
+      console.log(`serving ${served.info.name} (${served.info.arch}, ${served.info.classes.length} classes) at ${served.url}`);
+      const signal = await new Promise<NodeJS.Signals>((resolve) => {
+        process.once('SIGINT', () => resolve('SIGINT'));
+        process.once('SIGTERM', () => resolve('SIGTERM'));
+      });
+      process.stderr.write(`${signal}: closing the server\n`);
+      await served.close();
+      run.model.dispose();
     });
 
   program
