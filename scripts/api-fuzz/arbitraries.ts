@@ -144,6 +144,14 @@ function makeGenerators(wild: boolean): Generators {
     'model.freeze': { weight: 2, args: args(ref('model'), opt(or(obj({}, { except: or(prefixes), only: or(prefixes), predicate: or(one({ fn: 'true' }, { fn: 'false' }, { fn: 'throw' })), freezeBatchNorm: bool })))) },
     'model.unfreeze': { weight: 1, args: args(ref('model'), opt(or(obj({}, { only: or(prefixes) })))) },
     'model.stateDict': { weight: 2, args: args(ref('model')) },
+    exportOnnx: {
+      weight: 1,
+      args: args(
+        or(ref('model')),
+        or(one('file', 'file', 'no-folder')),
+        opt(or(obj({}, { imageSize: or(one(32, 64, 0, 7)), opset: or(one(11, 13, 17, 10, 18)), classNames: or(one({ arr: ['a', 'b', 'c'] }, { arr: ['a'] })), resize: or(one(36, 0)) }))),
+      ),
+    },
     'model.namedParameters': { weight: 1, args: args(ref('model')) },
     'model.trainableParameters': { weight: 1, args: args(ref('model')) },
     'model.loadStateDict': {

@@ -5,7 +5,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import {
-  cat, createModel, createOptimizer, createScheduler, DataLoader, EventWriter, evalStep, evalTransform, GradScaler, ImageCache,
+  cat, createModel, createOptimizer, createScheduler, DataLoader, EventWriter, evalStep, evalTransform, exportOnnx, GradScaler, ImageCache,
   indexSelect, matmul, MetricsLog, Model, Optimizer, randn, Tensor, tensor, trainStep, trainTransform,
   type Batch, type LrScheduler, type OptimizerState, type Sample, type StateDict,
 } from '../../lib';
@@ -349,6 +349,14 @@ export const CATALOGUE: Record<OpName, Operation> = {
     },
   },
   'loader.order': { receiver: 'loader', run: (_, [l, epoch]) => [(l as DataLoader).length, (l as DataLoader).order(epoch).length] },
+
+  // ONNX export reads the weights through the native model while other calls may dispose or train it
+  exportOnnx: {
+    run: (ctx, [m, where, options]) => {
+      const file = where === 'file' ? ctx.scratch('model.onnx') : where === 'no-folder' ? path.join(ctx.scratch('missing'), 'sub', 'model.onnx') : where;
+      return exportOnnx(m as Model, file as string, options as Parameters<typeof exportOnnx>[2]);
+    },
+  },
 
   // ---- reporting
   createEventWriter: {
