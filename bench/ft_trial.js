@@ -3,7 +3,8 @@
 // JSON spec. Prints one line "BENCH_RESULT {json}" on stdout; progress goes to stderr.
 //
 // Kinds (bench/py_trial.py does the same work with PyTorch):
-//   step      in-memory batch: trainStep (SGD, momentum 0.9) or evalStep img/s
+//   step      in-memory batch: trainStep (SGD, momentum 0.9) or evalStep img/s; with amp 'bf16'
+//             in the spec, under bf16 autocast (the step's `amp` option)
 //   epoch     DataLoader (ImageCache + trainTransform) feeding trainStep; then in-memory steps
 //             in the same process (pipeline efficiency)
 //   loader    decode throughput (loadImageCache), first (decoding) and cached loader epochs
@@ -96,16 +97,18 @@ async function kindStep(s) {
       layout = 'channels-last batch + weights';
     }
   }
+  // mixed precision around forward + loss, as torch.autocast in bench/py_trial.py
+  const options = s.amp ? { amp: s.amp } : {};
   let fn;
   if (s.mode === 'train') {
     model.train();
     const opt = ft.createOptimizer(model, { type: 'sgd', lr: 0.01, momentum: 0.9 });
-    fn = () => ft.trainStep(model, opt, images, labels);
+    fn = () => ft.trainStep(model, opt, images, labels, options);
   } else {
     model.eval();
-    fn = () => ft.evalStep(model, images, labels);
+    fn = () => ft.evalStep(model, images, labels, options);
   }
-  return { ...(await runSteps(fn, s.warmup, s.steps, s.batch)), layout };
+  return { ...(await runSteps(fn, s.warmup, s.steps, s.batch)), layout, amp: s.amp ?? 'none' };
 }
 
 function readFiles(s) {

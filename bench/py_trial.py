@@ -3,12 +3,14 @@
 # Prints one line "BENCH_RESULT {json}" on stdout; everything else goes to stderr.
 #
 # Kinds (the same work as bench/ft_trial.js does with finetorch):
-#   step      in-memory random batch: train step (SGD, momentum 0.9) or eval (no_grad) img/s
+#   step      in-memory random batch: train step (SGD, momentum 0.9) or eval (no_grad) img/s;
+#             with amp 'bf16' in the spec, forward + loss under torch.autocast('cpu', bfloat16)
 #   epoch     ImageFolder + DataLoader(num_workers) with augmentation, train step per batch;
 #             then in-memory steps in the same process (pipeline efficiency)
 #   loader    the same ImageFolder + DataLoader pipeline without training: img/s
 #   features  feature_extract phase as a plain loop: every epoch forward through the frozen
 #             backbone + train the head, validate; a few epochs measured, the rest extrapolated
+import contextlib
 import json
 import os
 import resource
@@ -61,10 +63,20 @@ def topk_counts(logits, target):
     return int(hit[:, :1].sum()), int(hit.sum())
 
 
-def train_step(model, opt, x, y):
+def autocast(amp):
+    # PyTorch's recipe: autocast around forward and loss only; backward runs outside it
+    if amp == 'bf16':
+        return torch.autocast(device_type='cpu', dtype=torch.bfloat16)
+    if amp in (None, 'none'):
+        return contextlib.nullcontext()
+    raise SystemExit("amp: expected 'bf16' or none on the CPU, got %r" % amp)
+
+
+def train_step(model, opt, x, y, amp=None):
     opt.zero_grad(set_to_none=True)  # finetorch sets gradients to none, too
-    out = model(x)
-    loss = F.cross_entropy(out, y)
+    with autocast(amp):
+        out = model(x)
+        loss = F.cross_entropy(out, y)
     value = loss.item()
     loss.backward()
     topk_counts(out.detach(), y)
@@ -72,8 +84,8 @@ def train_step(model, opt, x, y):
     return value
 
 
-def eval_step(model, x, y):
-    with torch.no_grad():
+def eval_step(model, x, y, amp=None):
+    with torch.no_grad(), autocast(amp):
         out = model(x)
         value = F.cross_entropy(out, y).item()
         topk_counts(out, y)
@@ -120,14 +132,18 @@ def kind_step(s):
     x = torch.randn(s['batch'], 3, s['size'], s['size'])
     y = torch.randint(0, num_classes, (s['batch'],))
     model, x = to_cl(model, x, s.get('channelsLast', False))
+    amp = s.get('amp')
     if s['mode'] == 'train':
         model.train()
         opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
-        fn = lambda: train_step(model, opt, x, y)  # noqa: E731
+        fn = lambda: train_step(model, opt, x, y, amp)  # noqa: E731
     else:
         model.eval()
-        fn = lambda: eval_step(model, x, y)  # noqa: E731
-    return run_steps(fn, s['warmup'], s['steps'], s['batch'])
+        fn = lambda: eval_step(model, x, y, amp)  # noqa: E731
+    result = run_steps(fn, s['warmup'], s['steps'], s['batch'])
+    result['amp'] = amp or 'none'
+    result['layout'] = 'channels-last model + batch' if s.get('channelsLast') else 'contiguous'
+    return result
 
 
 class ListDataset(torch.utils.data.Dataset):

@@ -8,7 +8,7 @@
 //
 //   node bench/run.js [--full] [--threads N] [--repeats N] [--only a,b] [--quiet-wait S] [--retries N] [--out FILE]
 //
-// Groups for --only: step, channels-last, blas, epoch, loader, features, drift.
+// Groups for --only: step, bf16, channels-last, blas, epoch, loader, features, drift.
 const fs = require('fs');
 const os = require('os');
 const path = require('path');
@@ -38,7 +38,7 @@ function expertAllocators() {
 // dist/ in main(): cleared from every child's environment, and given to the diagnostic
 // "PyTorch expert + finetorch's thread-pool settings"
 let THREAD_POOL_DEFAULTS = {};
-const GROUPS = ['step', 'channels-last', 'blas', 'epoch', 'loader', 'features', 'drift'];
+const GROUPS = ['step', 'bf16', 'channels-last', 'blas', 'epoch', 'loader', 'features', 'drift'];
 
 // ---- arguments -----------------------------------------------------------------------------
 function parseArgs(argv) {
@@ -55,7 +55,7 @@ function parseArgs(argv) {
       case '--retries': opts.retries = Number(value()); break;
       case '--out': opts.out = path.resolve(value()); break;
       case '-h': case '--help':
-        process.stdout.write(fs.readFileSync(__filename, 'utf8').split('\n').slice(2, 12).map((l) => l.replace(/^\/\/ ?/, '')).join('\n') + '\n');
+        process.stdout.write(fs.readFileSync(__filename, 'utf8').split('\n').slice(2, 11).map((l) => l.replace(/^\/\/ ?/, '')).join('\n') + '\n');
         process.exit(0);
         break;
       default:
@@ -382,6 +382,37 @@ async function main() {
       }
     }
   }
+  // bf16 autocast on the CPU (torch.autocast('cpu', bfloat16) vs the step's amp 'bf16'): ResNet-18
+  // train/eval at the step figures' settings, every side; fp32 ResNet-18 interleaved in the same
+  // processes' rounds (unless the step group measures it) so each side's bf16 speed-up comes from
+  // one run. AlexNet bf16 and PyTorch bf16 with channels_last are cheaper diagnostics.
+  if (want('bf16')) {
+    for (let r = 0; r < st.repeats; r++) {
+      for (const mode of ['train', 'eval']) {
+        const spec = { kind: 'step', arch: 'resnet18', mode, size: st.size, batch: st.batch, numClasses: 101, ...st[mode] };
+        if (!want('step')) {
+          add(`resnet18-${mode}`, 'py', spec);
+          addExperts(`resnet18-${mode}`, spec);
+          add(`resnet18-${mode}`, 'ft', spec);
+        }
+        add(`resnet18-${mode}-bf16`, 'py', { ...spec, amp: 'bf16' });
+        addExperts(`resnet18-${mode}-bf16`, { ...spec, amp: 'bf16' });
+        add(`resnet18-${mode}-bf16`, 'ft', { ...spec, amp: 'bf16' });
+      }
+    }
+    for (let r = 0; r < st.variantRepeats; r++) {
+      for (const mode of ['train', 'eval']) {
+        const spec = { kind: 'step', mode, size: st.size, batch: st.batch, numClasses: 101, ...st[mode], amp: 'bf16' };
+        // oneDNN's bf16 kernels want NHWC; finetorch computes channels-last on the CPU anyway
+        add(`resnet18-${mode}-bf16`, 'pyCl', { ...spec, arch: 'resnet18', channelsLast: true }, { env: threadsAllocator.env });
+        // the same for finetorch: channels-last weights too (Model.channelsLast(), as the trainer does)
+        add(`resnet18-${mode}-bf16`, 'ftCl', { ...spec, arch: 'resnet18', channelsLast: true });
+        add(`alexnet-${mode}-bf16`, 'py', { ...spec, arch: 'alexnet' });
+        addExperts(`alexnet-${mode}-bf16`, { ...spec, arch: 'alexnet' });
+        add(`alexnet-${mode}-bf16`, 'ft', { ...spec, arch: 'alexnet' });
+      }
+    }
+  }
   if (want('channels-last')) {
     for (const mode of ['train', 'eval']) {
       const spec = { kind: 'step', arch: 'resnet18', mode, size: st.size, batch: st.batch, numClasses: 101, ...st[mode], channelsLast: true };
@@ -487,6 +518,34 @@ async function main() {
         id: `${name}`, figure: `${archName} ${label}, ${res}, in-memory: img/s`, unit: 'img/s', pytorch: py, finetorch: f, ratio: f / py,
         pytorchExpert: e.value, expertAllocator: e.allocator, ratioExpert: f / e.value,
         goal: '≥ 1.00 × expert', met: f / e.value >= 1, finetorchTuned: t, ratioTuned: t / py, pytorchThreads: med(name, 'pyThreads', ips), noise: noisy(name),
+        perStep: ['py', experts.find((x) => x.label === e.allocator)?.side, 'ft'].filter(Boolean).map((side) => ({
+          side: side === 'py' ? 'PyTorch' : side === 'ft' ? 'finetorch' : `PyTorch ${e.allocator}`,
+          faults: med(name, side, (r) => r.minorFaultsPerStep),
+          vcsw: med(name, side, (r) => r.voluntaryCtxSwitchesPerStep),
+          ivcsw: med(name, side, (r) => r.involuntaryCtxSwitchesPerStep),
+          cpu: med(name, side, (r) => r.userCpuPerStep + r.systemCpuPerStep),
+        })),
+      });
+    }
+  }
+  // bf16 figures: ResNet-18 (the goal) first, then AlexNet
+  for (const [arch, archName] of [['resnet18', 'ResNet-18'], ['alexnet', 'AlexNet']]) {
+    for (const [mode, label] of [['train', 'train step'], ['eval', 'eval (no grad)']]) {
+      const name = `${arch}-${mode}-bf16`;
+      if (!results[name]) continue;
+      const py = med(name, 'py', ips);
+      const f = med(name, 'ft', ips);
+      const e = expert(name, ips);
+      // each side's fp32 figure of this run (the step group's, or the bf16 group's own rounds)
+      const base = `${arch}-${mode}`;
+      const eBase = expert(base, ips);
+      const goal = arch === 'resnet18' ? '≥ 1.00 × expert' : 'info';
+      fig({
+        id: name, figure: `${archName} ${label}, bf16 autocast, ${res}, in-memory: img/s`, unit: 'img/s', pytorch: py, finetorch: f, ratio: f / py,
+        pytorchExpert: e.value, expertAllocator: e.allocator, ratioExpert: f / e.value, goal, ...(goal === 'info' ? {} : { met: f / e.value >= 1 }), noise: noisy(name),
+        bf16Gain: { pytorch: py / med(base, 'py', ips), expert: e.value / eBase.value, expertAllocator: eBase.allocator, finetorch: f / med(base, 'ft', ips) },
+        pytorchChannelsLast: med(name, 'pyCl', ips),
+        finetorchChannelsLast: med(name, 'ftCl', ips),
         perStep: ['py', experts.find((x) => x.label === e.allocator)?.side, 'ft'].filter(Boolean).map((side) => ({
           side: side === 'py' ? 'PyTorch' : side === 'ft' ? 'finetorch' : `PyTorch ${e.allocator}`,
           faults: med(name, side, (r) => r.minorFaultsPerStep),
@@ -617,6 +676,14 @@ async function main() {
     (showTuned ? `malloc-tuned: finetorch child run with MALLOC_ARENA_MAX=1 GLIBC_TUNABLES=${MALLOC_TUNING.GLIBC_TUNABLES}. ` : '') +
     "busy: trials disturbed by other processes (> 0.15 cores) of all the figure's trials, and the most cores they used.\n" +
     figures.filter((f) => f.clGainPyTorch).map((f) => `channels_last ${f.id.includes('train') ? 'train' : 'eval'}: PyTorch (model + batch) ×${fmt(f.clGainPyTorch)} vs its contiguous run, finetorch (${f.layout}) ×${fmt(f.clGainFinetorch)}\n`).join('') +
+    // bf16: each side's speed-up over its own fp32 figure of this run (AlexNet's fp32 only comes with the step group)
+    figures.filter((f) => f.bf16Gain).map((f) => [
+      Number.isFinite(f.bf16Gain.finetorch) ? `bf16 autocast speed-up over fp32 in this run: PyTorch ×${fmt(f.bf16Gain.pytorch)}, PyTorch expert ×${fmt(f.bf16Gain.expert)} (${f.expertAllocator} bf16 ÷ ${f.bf16Gain.expertAllocator} fp32), finetorch ×${fmt(f.bf16Gain.finetorch)}` : '',
+      Number.isFinite(f.pytorchChannelsLast)
+        ? `PyTorch bf16 with channels_last model + batch (${threadsAllocator.label}): ${fmt(f.pytorchChannelsLast)} img/s, finetorch ÷ that ${fmt(f.finetorch / f.pytorchChannelsLast)}` +
+          (Number.isFinite(f.finetorchChannelsLast) ? `; finetorch with channels-last weights too: ${fmt(f.finetorchChannelsLast)} img/s, ÷ PyTorch's ${fmt(f.finetorchChannelsLast / f.pytorchChannelsLast)}` : '')
+        : '',
+    ].filter(Boolean).map((part) => `${f.id}: ${part}\n`).join('')).join('') +
     figures.filter((f) => f.openblasGainPyTorch).map((f) => `OpenBLAS vs reference BLAS (AlexNet train): PyTorch ×${fmt(f.openblasGainPyTorch)}, finetorch ×${fmt(f.openblasGainFinetorch)}\n`).join('') +
     figures.filter((f) => f.breakdown).map((f) => `feature_extract, finetorch's ${fmt(f.finetorch, 1)} s: ${fmt(f.breakdown.untilFeatureCacheSeconds, 1)} s until the feature cache is ready (scan, decode, backbone once), ` +
       `${fmt(f.breakdown.epochsSeconds, 1)} s for the epochs (${fmt(f.breakdown.headTrainSeconds, 1)} s of it the trainer's train loops: head steps and the per-epoch NaN check; the rest validation and checkpoint writes), ${fmt(f.breakdown.afterTestSeconds, 1)} s after the test. ` +
