@@ -6,10 +6,12 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 root=$(pwd)
+# prebuilds/ made here is removed again: left in a checkout, it would be loaded before build/
+made_prebuilds=$([ -d prebuilds ] && echo no || echo yes)
 bash scripts/prebuild.sh >/dev/null
 tarball=$(npm pack --silent | tail -1)
 work=$(mktemp -d)
-trap 'rm -rf "$work" "$root/$tarball"' EXIT
+trap 'rm -rf "$work" "$root/$tarball"; [ "$made_prebuilds" = yes ] && rm -rf "$root/prebuilds"' EXIT
 cd "$work"
 npm init -y >/dev/null
 npm install --no-audit --no-fund --loglevel=error --omit=dev "$root/$tarball"

@@ -121,7 +121,7 @@ describe('devices (CPU build)', () => {
     const model = createModel('resnet18', { numClasses: 3 });
     const optimizer = createOptimizer(model, { type: 'sgd', lr: 0.1 });
     await expect(trainStep(model, optimizer, randn([2, 3, 32, 32]), labels([0, 1]), { amp: 'fp16' })).rejects.toThrow(
-      "Expected amp 'bf16' or true on the CPU ('fp16' autocast needs a CUDA device) but received 'fp16'",
+      "Expected amp 'bf16', 'auto' or true on the CPU ('fp16' autocast needs a CUDA device) but received 'fp16'",
     );
     model.dispose();
   });

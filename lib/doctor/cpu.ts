@@ -1,16 +1,7 @@
 // The CPU as libtorch's kernels see it: the instruction-set extensions /proc/cpuinfo lists, and how
 // many cores this process may really use (its affinity mask, and a container's CPU quota).
 
-export interface CpuInfo {
-  model: string | undefined;
-  /** The first processor's flags (every core of one machine has the same). */
-  flags: string[];
-}
-
-export function parseCpuInfo(text: string): CpuInfo {
-  const field = (name: string) => new RegExp(`^${name}\\s*:\\s*(.*)$`, 'm').exec(text)?.[1].trim();
-  return { model: field('model name'), flags: (field('flags') ?? '').split(/\s+/).filter(Boolean) };
-}
+export { parseCpuInfo, type CpuInfo } from '../utils/cpuinfo';
 
 export interface CpuFeature {
   /** A /proc/cpuinfo flag (or several: any of them counts). */

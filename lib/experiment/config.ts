@@ -82,7 +82,7 @@ export const SCHEMA = {
       cache_file: { kind: 'string', nullable: true },
     },
   },
-  amp: { kind: 'enum', values: ['fp16', 'bf16'], orBoolean: true },
+  amp: { kind: 'enum', values: ['fp16', 'bf16', 'auto'], orBoolean: true },
   channels_last: { kind: 'boolean' },
   device: { kind: 'string', pattern: /^(auto|cpu|cuda(:\d+)?)$/, hint: "'auto', 'cpu', 'cuda' or 'cuda:N'" },
   threads: { kind: 'number', min: 1, max: 1024, integer: true, nullable: true },

@@ -3,6 +3,7 @@
 import { native, type NativeStepOptions } from '../../binding';
 import { Model, validateImages, validateLabels } from '../models/model';
 import { Tensor } from '../tensor';
+import { cpuInfo, hasNativeBf16 } from '../utils/cpuinfo';
 import { invalid, knownKeys, nonNegativeInteger, numberInRange, oneOf, plainObject } from '../utils/validate';
 import { GradScaler } from './grad-scaler';
 import { Optimizer } from './optimizer';
@@ -20,9 +21,11 @@ export interface StepOptions {
   features?: boolean;
   /**
    * Automatic mixed precision around forward and loss: 'fp16' (CUDA, with loss scaling), 'bf16'
-   * (CUDA or CPU), true for the device's best ('fp16' on CUDA, 'bf16' on the CPU). Default off.
+   * (CUDA or CPU), true for the device's best ('fp16' on CUDA, 'bf16' on the CPU), 'auto' as true
+   * but only where it is fast: on a CPU, bf16 only with bf16 in hardware (AVX-512 BF16 or AMX;
+   * elsewhere bf16 is emulated and slower than float32, so float32). Default off.
    */
-  amp?: boolean | 'fp16' | 'bf16';
+  amp?: boolean | 'fp16' | 'bf16' | 'auto';
   /** Loss scaling for amp 'fp16' (one is made per optimizer when omitted). */
   scaler?: GradScaler;
 }
@@ -49,12 +52,15 @@ export interface StepResult {
   skipped?: boolean;
 }
 
-function resolveAmp(amp: StepOptions['amp'], device: string): 'none' | 'fp16' | 'bf16' {
+/** The autocast a step runs: `nativeBf16` says whether this CPU computes bf16 in hardware. */
+export function resolveAmp(amp: StepOptions['amp'], device: string, nativeBf16 = hasNativeBf16(cpuInfo().flags)): 'none' | 'fp16' | 'bf16' {
   if (amp === undefined || amp === false) return 'none';
-  if (amp === true) return device.startsWith('cuda') ? 'fp16' : 'bf16';
-  const chosen = oneOf('amp', amp, ['fp16', 'bf16'] as const);
-  if (chosen === 'fp16' && !device.startsWith('cuda')) {
-    throw new TypeError("Expected amp 'bf16' or true on the CPU ('fp16' autocast needs a CUDA device) but received 'fp16'");
+  const cuda = device.startsWith('cuda');
+  if (amp === true) return cuda ? 'fp16' : 'bf16';
+  const chosen = oneOf('amp', amp, ['fp16', 'bf16', 'auto'] as const);
+  if (chosen === 'auto') return cuda ? 'fp16' : nativeBf16 ? 'bf16' : 'none';
+  if (chosen === 'fp16' && !cuda) {
+    throw new TypeError("Expected amp 'bf16', 'auto' or true on the CPU ('fp16' autocast needs a CUDA device) but received 'fp16'");
   }
   return chosen;
 }

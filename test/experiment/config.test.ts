@@ -8,7 +8,7 @@ import { ConfigError, resolveConfig, SCHEMA, type Config } from '../../lib';
 type Equal<A, B> = (<T>() => T extends A ? 1 : 2) extends <T>() => T extends B ? 1 : 2 ? true : false;
 const typeChecks: Array<true> = [
   true as Equal<Config['data']['protocol'], 'per-class' | 'ratio'>,
-  true as Equal<Config['amp'], boolean | 'fp16' | 'bf16'>,
+  true as Equal<Config['amp'], boolean | 'fp16' | 'bf16' | 'auto'>,
   true as Equal<Config['head_lr'], number | null>,
   true as Equal<Config['run_name'], string | null>,
   true as Equal<Config['seeds'], number[] | null>,

@@ -18,6 +18,7 @@ import {
   type Model,
   Tensor,
 } from '../../lib';
+import { resolveAmp } from '../../lib/training/steps';
 import { assertPresent, prerequisite } from '../helpers/prerequisite';
 import { runPython, torchPythonUnavailableReason } from '../helpers/python';
 
@@ -286,6 +287,34 @@ describe('memory', () => {
     const drift = (Math.max(peak, process.memoryUsage().rss) - start) / 2 ** 20;
     console.log(`RSS drift over 2000 steps: ${drift.toFixed(1)} MB`);
     expect(drift).toBeLessThan(50);
+    model.dispose();
+  });
+});
+
+describe("amp: 'auto'", () => {
+  test('resolves to fp16 on CUDA, bf16 on a CPU with bf16 in hardware, float32 on any other CPU', () => {
+    expect(resolveAmp('auto', 'cuda:0', false)).toBe('fp16');
+    expect(resolveAmp('auto', 'cpu', true)).toBe('bf16');
+    expect(resolveAmp('auto', 'cpu', false)).toBe('none');
+    // the explicit choices are not second-guessed
+    expect(resolveAmp('bf16', 'cpu', false)).toBe('bf16');
+    expect(resolveAmp(true, 'cpu', false)).toBe('bf16');
+    expect(resolveAmp(false, 'cpu', true)).toBe('none');
+    expect(() => resolveAmp('fp16', 'cpu', true)).toThrow(/Expected amp 'bf16', 'auto' or true on the CPU/);
+    expect(() => resolveAmp('fp8' as never, 'cpu', true)).toThrow(/amp/);
+  });
+
+  test('on this CPU it runs what /proc/cpuinfo says: the same loss as that explicit choice, not the other', async () => {
+    const flags = /^flags\s*:(.*)$/m.exec(fs.existsSync('/proc/cpuinfo') ? fs.readFileSync('/proc/cpuinfo', 'utf8') : '')?.[1] ?? '';
+    const bf16InHardware = /\b(avx512_bf16|amx_bf16)\b/.test(flags);
+    const model: Model = createModel('resnet18', { numClasses: 4 });
+    model.eval();
+    const images = randn([2, 3, 32, 32]);
+    const y = labels([0, 3]);
+    const lossWith = async (amp: 'auto' | 'bf16' | false) => (await evalStep(model, images, y, { amp })).loss;
+    const [auto, bf16, float32] = [await lossWith('auto'), await lossWith('bf16'), await lossWith(false)];
+    expect(bf16).not.toBe(float32); // the two precisions are told apart by the loss
+    expect(auto).toBe(bf16InHardware ? bf16 : float32);
     model.dispose();
   });
 });
