@@ -10,7 +10,7 @@ import { createSyntheticDataset, SYNTHETIC_CLASS_NAMES } from '../data/synthetic
 import { saveWeights } from '../models/weights';
 import { loadCheckpoint } from '../training/checkpoint';
 import { compareRuns, comparisonMarkdown, type MethodPair } from './compare';
-import { resolveConfig } from './config';
+import { resolveConfig, type Config } from './config';
 import { writeComparisonReport, writeRunReport } from './report';
 import { readResults, type PhaseResult } from './results';
 import { train } from './trainer';
@@ -27,6 +27,8 @@ export interface DemoOptions {
   seed?: number;
   /** Seeds of the target comparison (each its own split and head initialisation). Default 0, 1, 2. */
   seeds?: number[];
+  /** Mixed precision of every run (the config's amp; default false). */
+  amp?: Config['amp'];
   quiet?: boolean;
   log?: (line: string) => void;
 }
@@ -73,6 +75,7 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
     quiet: options.quiet ?? false,
     report: false, // written below, the fine-tuned run's with scratch overlaid
     'augmentation.color_jitter': 0.1,
+    amp: options.amp ?? false,
   };
 
   // ---- "ImageNet" stand-in: pretrain on the source classes, save torchvision's format ---------
