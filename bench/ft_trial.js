@@ -125,7 +125,9 @@ async function kindEpoch(s) {
   const opt = ft.createOptimizer(model, { type: 'sgd', lr: 0.01, momentum: 0.9 });
   const x = await makeImages(s.batch, s.size, channelsLast);
   const y = randomLabels(s.batch, s.numClasses);
-  for (let i = 0; i < s.warmup; i++) await ft.trainStep(model, opt, x, y);
+  // mixed precision of every step (the config's amp), as torch.autocast in bench/py_trial.py
+  const stepOptions = s.amp ? { amp: s.amp } : {};
+  for (let i = 0; i < s.warmup; i++) await ft.trainStep(model, opt, x, y, stepOptions);
   const cache = new ft.ImageCache({ decode: ft.TRAIN_DECODE });
   const loader = new ft.DataLoader(samples, {
     batchSize: s.batch,
@@ -143,7 +145,7 @@ async function kindEpoch(s) {
     let tw = now();
     for await (const batch of loader.epoch(e)) {
       wait += now() - tw;
-      await ft.trainStep(model, opt, batch.images, batch.labels);
+      await ft.trainStep(model, opt, batch.images, batch.labels, stepOptions);
       seen += batch.images.shape[0];
       batch.images.dispose();
       batch.labels.dispose();
@@ -153,8 +155,8 @@ async function kindEpoch(s) {
     epochs.push({ seconds: dt, images: seen, imgPerSec: seen / dt, waitSeconds: wait, decoded: cache.size });
     log(`ft epoch ${e}: ${seen} images in ${dt.toFixed(2)} s (${(seen / dt).toFixed(1)} img/s, ${wait.toFixed(2)} s waiting for data)`);
   }
-  const inMemory = await runSteps(() => ft.trainStep(model, opt, x, y), 0, s.inMemSteps, s.batch);
-  return { epochs, inMemory, cacheMB: cache.byteLength / 2 ** 20, layout: channelsLast ? 'channels-last (finetorch train default)' : 'contiguous' };
+  const inMemory = await runSteps(() => ft.trainStep(model, opt, x, y, stepOptions), 0, s.inMemSteps, s.batch);
+  return { epochs, inMemory, cacheMB: cache.byteLength / 2 ** 20, layout: channelsLast ? 'channels-last (finetorch train default)' : 'contiguous', amp: s.amp ?? 'none' };
 }
 
 async function kindLoader(s) {

@@ -201,8 +201,9 @@ def kind_epoch(s):
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
     x = torch.randn(s['batch'], 3, s['size'], s['size'])
     y = torch.randint(0, num_classes, (s['batch'],))
+    amp = s.get('amp')
     for _ in range(s['warmup']):
-        train_step(model, opt, x, y)
+        train_step(model, opt, x, y, amp)
     loader = loader_for(s, files, train_tf(s['size']), shuffle=True)
     epochs = []
     for _ in range(s['epochs']):
@@ -212,14 +213,14 @@ def kind_epoch(s):
         tw = time.perf_counter()
         for images, labels in loader:
             wait += time.perf_counter() - tw
-            train_step(model, opt, images, labels)
+            train_step(model, opt, images, labels, amp)
             seen += images.size(0)
             tw = time.perf_counter()
         dt = time.perf_counter() - t0
         epochs.append({'seconds': dt, 'images': seen, 'imgPerSec': seen / dt, 'waitSeconds': wait})
         log('py epoch: %d images in %.2f s (%.1f img/s, %.2f s waiting for data)' % (seen, dt, seen / dt, wait))
-    inmem = run_steps(lambda: train_step(model, opt, x, y), 0, s['inMemSteps'], s['batch'])
-    return {'epochs': epochs, 'inMemory': inmem}
+    inmem = run_steps(lambda: train_step(model, opt, x, y, amp), 0, s['inMemSteps'], s['batch'])
+    return {'epochs': epochs, 'inMemory': inmem, 'amp': amp or 'none'}
 
 
 def kind_loader(s):

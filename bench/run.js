@@ -445,6 +445,12 @@ async function main() {
       addExperts('epoch', spec, { pss: true });
       add('epoch', 'ft', spec, { pss: true });
       if (opts.full) add('epoch', 'ftTuned', spec, { pss: true, ...tuned });
+      if (want('bf16')) {
+        // the same epoch under bf16 autocast on both sides (--only epoch,bf16)
+        add('epoch-bf16', 'py', { ...spec, amp: 'bf16' });
+        addExperts('epoch-bf16', { ...spec, amp: 'bf16' });
+        add('epoch-bf16', 'ft', { ...spec, amp: 'bf16' });
+      }
     }
     if (want('loader')) {
       const spec = { kind: 'loader', filesJson: data.loaderFiles, ...common, ...s.loader };
@@ -603,6 +609,16 @@ async function main() {
       id: 'epoch-first', figure: 'finetune epoch, first epoch (finetorch decodes, then caches): s (PyTorch ÷ finetorch)', unit: 's', pytorch: py1, finetorch: ft1, ratio: py1 / ft1,
       pytorchExpert: e1.value, expertAllocator: e1.allocator, ratioExpert: e1.value / ft1, goal: 'info', finetorchTuned: ep('ftTuned', 'first'), ratioTuned: py1 / ep('ftTuned', 'first'), lowerIsBetter: true, noise: noisy('epoch'),
     });
+    if (results['epoch-bf16']) {
+      const bN = expert('epoch-bf16', epochSeconds('later'), true);
+      const ftB = med('epoch-bf16', 'ft', epochSeconds('later'));
+      const pyB = med('epoch-bf16', 'py', epochSeconds('later'));
+      fig({
+        id: 'epoch-bf16', figure: 'finetune epoch under bf16 autocast (both sides), later epochs: s (ratio: PyTorch ÷ finetorch)', unit: 's', pytorch: pyB, finetorch: ftB, ratio: pyB / ftB,
+        pytorchExpert: bN.value, expertAllocator: bN.allocator, ratioExpert: bN.value / ftB, goal: 'info', lowerIsBetter: true, noise: noisy('epoch-bf16'),
+        bf16Epoch: { finetorchGain: ftN / ftB, expertGain: eN.value / bN.value, finetorchBf16VsExpertFp32: eN.value / ftB },
+      });
+    }
     const eff = (side, which) => med('epoch', side, (r) => {
       const e = which === 'first' ? r.epochs[0] : r.epochs[r.epochs.length - 1];
       return e.imgPerSec / r.inMemory.imgPerSec;
@@ -676,6 +692,9 @@ async function main() {
     (showTuned ? `malloc-tuned: finetorch child run with MALLOC_ARENA_MAX=1 GLIBC_TUNABLES=${MALLOC_TUNING.GLIBC_TUNABLES}. ` : '') +
     "busy: trials disturbed by other processes (> 0.15 cores) of all the figure's trials, and the most cores they used.\n" +
     figures.filter((f) => f.clGainPyTorch).map((f) => `channels_last ${f.id.includes('train') ? 'train' : 'eval'}: PyTorch (model + batch) ×${fmt(f.clGainPyTorch)} vs its contiguous run, finetorch (${f.layout}) ×${fmt(f.clGainFinetorch)}\n`).join('') +
+    // the bf16 epoch against the fp32 epoch of the same run (issue 21's goal is the fp32 expert epoch)
+    figures.filter((f) => f.bf16Epoch).map((f) =>
+      `${f.id}: bf16 speed-up of the epoch: finetorch ×${fmt(f.bf16Epoch.finetorchGain)}, PyTorch expert ×${fmt(f.bf16Epoch.expertGain)}; finetorch bf16 epoch ÷ PyTorch expert fp32 epoch: ${fmt(f.bf16Epoch.finetorchBf16VsExpertFp32)}\n`).join('') +
     // bf16: each side's speed-up over its own fp32 figure of this run (AlexNet's fp32 only comes with the step group)
     figures.filter((f) => f.bf16Gain).map((f) => [
       Number.isFinite(f.bf16Gain.finetorch) ? `bf16 autocast speed-up over fp32 in this run: PyTorch ×${fmt(f.bf16Gain.pytorch)}, PyTorch expert ×${fmt(f.bf16Gain.expert)} (${f.expertAllocator} bf16 ÷ ${f.bf16Gain.expertAllocator} fp32), finetorch ×${fmt(f.bf16Gain.finetorch)}` : '',
