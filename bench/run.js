@@ -511,6 +511,14 @@ async function main() {
     return best;
   };
   const res = `${st.size}², batch ${st.batch}`;
+  // per-step process counters of a step figure: PyTorch, its expert allocator, finetorch
+  const perStepCounters = (name, e) => ['py', experts.find((x) => x.label === e.allocator)?.side, 'ft'].filter(Boolean).map((side) => ({
+    side: side === 'py' ? 'PyTorch' : side === 'ft' ? 'finetorch' : `PyTorch ${e.allocator}`,
+    faults: med(name, side, (r) => r.minorFaultsPerStep),
+    vcsw: med(name, side, (r) => r.voluntaryCtxSwitchesPerStep),
+    ivcsw: med(name, side, (r) => r.involuntaryCtxSwitchesPerStep),
+    cpu: med(name, side, (r) => r.userCpuPerStep + r.systemCpuPerStep),
+  }));
 
   for (const [mode, label] of [['train', 'train step'], ['eval', 'eval (no grad)']]) {
     for (const [arch, archName] of [['resnet18', 'ResNet-18'], ['alexnet', 'AlexNet']]) {
@@ -524,13 +532,7 @@ async function main() {
         id: `${name}`, figure: `${archName} ${label}, ${res}, in-memory: img/s`, unit: 'img/s', pytorch: py, finetorch: f, ratio: f / py,
         pytorchExpert: e.value, expertAllocator: e.allocator, ratioExpert: f / e.value,
         goal: '≥ 1.00 × expert', met: f / e.value >= 1, finetorchTuned: t, ratioTuned: t / py, pytorchThreads: med(name, 'pyThreads', ips), noise: noisy(name),
-        perStep: ['py', experts.find((x) => x.label === e.allocator)?.side, 'ft'].filter(Boolean).map((side) => ({
-          side: side === 'py' ? 'PyTorch' : side === 'ft' ? 'finetorch' : `PyTorch ${e.allocator}`,
-          faults: med(name, side, (r) => r.minorFaultsPerStep),
-          vcsw: med(name, side, (r) => r.voluntaryCtxSwitchesPerStep),
-          ivcsw: med(name, side, (r) => r.involuntaryCtxSwitchesPerStep),
-          cpu: med(name, side, (r) => r.userCpuPerStep + r.systemCpuPerStep),
-        })),
+        perStep: perStepCounters(name, e),
       });
     }
   }
@@ -552,13 +554,7 @@ async function main() {
         bf16Gain: { pytorch: py / med(base, 'py', ips), expert: e.value / eBase.value, expertAllocator: eBase.allocator, finetorch: f / med(base, 'ft', ips) },
         pytorchChannelsLast: med(name, 'pyCl', ips),
         finetorchChannelsLast: med(name, 'ftCl', ips),
-        perStep: ['py', experts.find((x) => x.label === e.allocator)?.side, 'ft'].filter(Boolean).map((side) => ({
-          side: side === 'py' ? 'PyTorch' : side === 'ft' ? 'finetorch' : `PyTorch ${e.allocator}`,
-          faults: med(name, side, (r) => r.minorFaultsPerStep),
-          vcsw: med(name, side, (r) => r.voluntaryCtxSwitchesPerStep),
-          ivcsw: med(name, side, (r) => r.involuntaryCtxSwitchesPerStep),
-          cpu: med(name, side, (r) => r.userCpuPerStep + r.systemCpuPerStep),
-        })),
+        perStep: perStepCounters(name, e),
       });
     }
   }

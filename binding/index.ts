@@ -9,6 +9,7 @@ import {
   findLibtorchInstallations,
   majorMinor,
   libtorchFiles,
+  openLibtorch,
   prebuiltLibtorchVersion,
   type LibtorchInstallation,
   type Preloader,
@@ -115,16 +116,7 @@ function prepareLibtorch(file: string, installations: () => LibtorchInstallation
       continue;
     }
     // eslint-disable-next-line @typescript-eslint/no-require-imports
-    const preloader = require(preloaderFile) as Preloader;
-    for (const lib of files) {
-      try {
-        preloader.preload(lib);
-      } catch (error) {
-        throw Object.assign(new Error(`opening ${lib} of ${describeInstallation(installation)}: ${(error as Error).message}`), {
-          fix: `that libtorch is damaged or unusable here: reinstall it, or point LIBTORCH at another libtorch ${wanted}`,
-        });
-      }
-    }
+    openLibtorch(files, installation, require(preloaderFile) as Preloader);
     return installation;
   }
   throw new Error(problems.join('; '));

@@ -38,11 +38,6 @@ export interface ElfDynamic {
   soname: string | null;
 }
 
-/** The DT_NEEDED entries of a 64-bit little-endian ELF file (an addon or a shared library). */
-export function elfNeeded(file: string): string[] {
-  return elfDynamic(file).needed;
-}
-
 /** DT_NEEDED and DT_SONAME of a 64-bit little-endian ELF file. */
 export function elfDynamic(file: string): ElfDynamic {
   const buf = fs.readFileSync(file);
@@ -93,7 +88,7 @@ export function libtorchLibrariesNeeded(addonFile: string): string[] {
     if (/^libtorch\.so/.test(name)) return 4;
     return 5;
   };
-  return elfNeeded(addonFile)
+  return elfDynamic(addonFile).needed
     .filter((n) => TORCH_FAMILY.test(n))
     .sort((a, b) => rank(a) - rank(b));
 }
@@ -207,11 +202,20 @@ export function libtorchFiles(addonFile: string, installation: LibtorchInstallat
   });
 }
 
-/** Opens the libtorch libraries `addonFile` needs from `installation` (see libtorchFiles). */
-export function preloadLibtorch(addonFile: string, installation: LibtorchInstallation, preloader: Preloader): string[] {
-  const files = libtorchFiles(addonFile, installation);
-  for (const file of files) preloader.preload(file);
-  return files;
+/**
+ * Opens `files` (libtorchFiles of `installation`) in order with RTLD_GLOBAL; a library that will
+ * not open is named with the dynamic linker's reason and the way out.
+ */
+export function openLibtorch(files: string[], installation: LibtorchInstallation, preloader: Preloader): void {
+  for (const file of files) {
+    try {
+      preloader.preload(file);
+    } catch (error) {
+      throw Object.assign(new Error(`opening ${file} of ${describeInstallation(installation)}: ${(error as Error).message}`), {
+        fix: `that libtorch is damaged or unusable here: reinstall it, or point LIBTORCH at another libtorch ${majorMinor(installation.version) ?? ''}`.trimEnd(),
+      });
+    }
+  }
 }
 
 /** Where the libtorch_cpu mapped into this process comes from (after the addon loaded), from /proc/self/maps. */

@@ -11,7 +11,8 @@ import { hubCacheDir, IMAGENET_WEIGHTS, hashPrefixFromName, type WeightsArch } f
 import { resolveConfig } from '../experiment/config';
 import { cpuCacheInfo, runtimeInfo, type CpuCacheInfo, type RuntimeInfo } from '../runtime';
 import { matmul, randn } from '../tensor';
-import { cgroupCpuLimit, cpuFeatures, parseCpuInfo, type CpuFeature } from './cpu';
+import { cpuInfo } from '../utils/cpuinfo';
+import { cgroupCpuLimit, cpuFeatures, type CpuFeature } from './cpu';
 import {
   blasInUse, cudaLibraries, libtorchFiles, mappedLibraries, replacementAllocator, type AllocatorKind, type BlasInUse, type CudaLibraries, type LibtorchFiles,
 } from './libraries';
@@ -182,7 +183,7 @@ export async function gatherFacts(options: GatherOptions = {}): Promise<DoctorFa
     }
   }
 
-  const cpu = parseCpuInfo(readText('/proc/cpuinfo') ?? '');
+  const cpu = cpuInfo();
   const online = os.cpus().length;
   const affinity = os.availableParallelism();
   const cgroupLimit = cgroupCpuLimit(readText('/sys/fs/cgroup/cpu.max'));

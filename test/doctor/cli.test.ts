@@ -1,11 +1,10 @@
 // `finetorch doctor` as users run it: on this machine, and with the reference BLAS forced into the
 // child process (LD_PRELOAD: the addon's RPATH puts /usr/lib/<triplet> before LD_LIBRARY_PATH).
-import { spawn } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import type { DoctorReport } from '../../lib/doctor';
-import { builtCliProblem, CLI, expectExit, ROOT, runCli, type CliResult } from '../helpers/cli-process';
+import { builtCliProblem, CLI, expectExit, ROOT, runCli } from '../helpers/cli-process';
 import { assertPresent, prerequisite } from '../helpers/prerequisite';
 
 const built = prerequisite('dist/ compiled from the current sources', builtCliProblem());
@@ -21,19 +20,6 @@ const refBlas = prerequisite("Debian's reference BLAS", reference ? null : 'no /
 function cpuFlags(): Set<string> {
   const line = fs.readFileSync('/proc/cpuinfo', 'utf8').split('\n').find((l) => l.startsWith('flags')) ?? '';
   return new Set(line.split(':')[1]?.trim().split(/\s+/) ?? []);
-}
-
-/** Runs a copy of the CLI (runCli runs the checkout's own). */
-function runCopy(cli: string, args: string[]): Promise<CliResult> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [cli, ...args], { cwd: path.dirname(cli), stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    let err = '';
-    child.stdout.setEncoding('utf8').on('data', (chunk: string) => (out += chunk));
-    child.stderr.setEncoding('utf8').on('data', (chunk: string) => (err += chunk));
-    child.on('error', reject);
-    child.on('close', (code, signal) => resolve({ code, signal, out, err }));
-  });
 }
 
 let healthy: DoctorReport | undefined;
@@ -84,7 +70,7 @@ built.describe('finetorch doctor', () => {
       fs.copyFileSync(path.join(ROOT, 'package.json'), path.join(dir, 'package.json'));
       fs.symlinkSync(path.join(ROOT, 'node_modules'), path.join(dir, 'node_modules'));
       fs.symlinkSync(path.join(ROOT, 'configs'), path.join(dir, 'configs'));
-      const result = await runCopy(path.join(dir, 'dist', 'scripts', 'cli.js'), ['doctor', '--json']);
+      const result = await runCli(['doctor', '--json'], { cli: path.join(dir, 'dist', 'scripts', 'cli.js'), cwd: path.join(dir, 'dist', 'scripts') });
       expectExit(result, 1, 'doctor without an addon');
       const report = JSON.parse(result.out) as DoctorReport;
       const problem = report.findings.find((f) => f.status === 'problem');

@@ -2,27 +2,12 @@
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { main } from '../../scripts/cli';
+import { runMain } from '../helpers/cli-in-process';
 import { createSyntheticDataset } from '../helpers/synthetic-dataset';
 
 let dir: string;
 let data: string;
 
-async function run(...args: string[]): Promise<{ code: number; out: string; err: string }> {
-  let out = '';
-  let err = '';
-  const log = jest.spyOn(console, 'log').mockImplementation((...parts: unknown[]) => void (out += `${parts.join(' ')}\n`));
-  const stdout = jest.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => ((out += String(chunk)), true));
-  const stderr = jest.spyOn(process.stderr, 'write').mockImplementation((chunk: string | Uint8Array) => ((err += String(chunk)), true));
-  try {
-    const code = await main(['node', 'finetorch', ...args]);
-    return { code, out, err };
-  } finally {
-    log.mockRestore();
-    stdout.mockRestore();
-    stderr.mockRestore();
-  }
-}
 
 beforeAll(async () => {
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'finetorch-cli-'));
@@ -35,14 +20,14 @@ const small = ['--image-size', '32', '--set', 'resize=36', '--set', 'data.train_
 
 describe('finetorch CLI', () => {
   test('train, then test, predict and compare on the saved run', async () => {
-    const trained = await run('train', '--phase', 'scratch', '--weights', 'none', '--epochs', '2', '--data', data, '--out', path.join(dir, 'runs'), '--name', 'cli-scratch', ...small);
+    const trained = await runMain('train', '--phase', 'scratch', '--weights', 'none', '--epochs', '2', '--data', data, '--out', path.join(dir, 'runs'), '--name', 'cli-scratch', ...small);
     expect(trained.err).toBe('');
     expect(trained.code).toBe(0);
     expect(trained.out).toMatch(/\| from scratch \| resnet18 \| 1 \| \d+\.\d% \| \d+\.\d% \|/);
     expect(trained.out).toContain('Selection: final weights (no validation part; the test images decided nothing).');
     const runDir = path.join(dir, 'runs', 'cli-scratch');
 
-    const tested = await run('test', '--checkpoint', runDir, '--json', path.join(dir, 'eval.json'));
+    const tested = await runMain('test', '--checkpoint', runDir, '--json', path.join(dir, 'eval.json'));
     expect(tested.code).toBe(0);
     expect(tested.out).toMatch(/9 test images/);
     expect(tested.out).toMatch(/top-1 \d+\.\d\d%  top-5 \d+\.\d\d%  mean per-class \d+\.\d\d%/);
@@ -63,7 +48,7 @@ describe('finetorch CLI', () => {
     expect(Math.abs(evaluation.loss - saved.test.loss)).toBeLessThanOrEqual(1e-5 * Math.max(1, saved.test.loss));
 
     const image = fs.readdirSync(path.join(data, '101_ObjectCategories', 'circle'))[0];
-    const predicted = await run('predict', path.join(data, '101_ObjectCategories', 'circle', image), '--checkpoint', runDir, '--json');
+    const predicted = await runMain('predict', path.join(data, '101_ObjectCategories', 'circle', image), '--checkpoint', runDir, '--json');
     expect(predicted.code).toBe(0);
     const [p] = JSON.parse(predicted.out);
     expect(p.top).toHaveLength(3); // top-5 of a 3-class model: all three
@@ -72,7 +57,7 @@ describe('finetorch CLI', () => {
     expect(probabilities).toEqual([...probabilities].sort((a: number, b: number) => b - a));
     expect(probabilities.reduce((a: number, b: number) => a + b, 0)).toBeCloseTo(1, 5);
 
-    const compared = await run('compare', runDir, runDir, '--json', path.join(dir, 'rows.json'));
+    const compared = await runMain('compare', runDir, runDir, '--json', path.join(dir, 'rows.json'));
     expect(compared.code).toBe(0);
     expect(compared.out).toContain('| method | arch | seeds | top-1 | top-5 | mean per-class | epochs | wall time | runs |');
     const rows = JSON.parse(fs.readFileSync(path.join(dir, 'rows.json'), 'utf8'));
@@ -84,7 +69,7 @@ describe('finetorch CLI', () => {
   test('--seeds: one run folder per seed with its own split; compare gives mean ± std, intervals and the paired test', async () => {
     const out = path.join(dir, 'runs');
     const common = ['--phase', 'scratch', '--weights', 'none', '--epochs', '1', '--data', data, '--out', out, '--seeds', '0,1', ...small];
-    const a = await run('train', ...common, '--name', 'seeds-a');
+    const a = await runMain('train', ...common, '--name', 'seeds-a');
     expect(a.err).toBe('');
     expect(a.code).toBe(0);
     expect(a.out).toMatch(/\| from scratch \| resnet18 \| 2 \| \d+\.\d ± \d+\.\d% \(95% CI -?\d+\.\d–\d+\.\d\) \|/);
@@ -92,41 +77,41 @@ describe('finetorch CLI', () => {
     expect(splits.map((s) => s.seed)).toEqual([0, 1]);
     expect(splits[0].parts.test).toHaveLength(9);
     expect(splits[0].parts.test).not.toEqual(splits[1].parts.test);
-    const b = await run('train', ...common, '--name', 'seeds-b', '--lr', '0.05');
+    const b = await runMain('train', ...common, '--name', 'seeds-b', '--lr', '0.05');
     expect(b.code).toBe(0);
-    const compared = await run('compare', ...['seeds-a.seed0', 'seeds-a.seed1', 'seeds-b.seed0', 'seeds-b.seed1'].map((n) => path.join(out, n)));
+    const compared = await runMain('compare', ...['seeds-a.seed0', 'seeds-a.seed1', 'seeds-b.seed0', 'seeds-b.seed1'].map((n) => path.join(out, n)));
     expect(compared.code).toBe(0);
     expect(compared.out).toMatch(/seeds-a − seeds-b: [+−]\d+\.\d points top-1 \(95% CI [+−]\d+\.\d\.\.[+−]\d+\.\d, McNemar p = [\d.e+-]+; 18 paired test images, 2 seeds\)/);
-    const badSeeds = await run('train', '--seeds', '1,1');
+    const badSeeds = await runMain('train', '--seeds', '1,1');
     expect(badSeeds.code).toBe(2);
     expect(badSeeds.err).toContain("expected different non-negative integers separated by commas, got '1,1'");
   });
 
   test('bad flags and configs exit with 2 and say what is wrong', async () => {
-    const badNumber = await run('train', '--epochs', 'x');
+    const badNumber = await runMain('train', '--epochs', 'x');
     expect(badNumber.code).toBe(2);
     expect(badNumber.err).toContain("option '--epochs <n>' argument 'x' is invalid. expected a non-negative integer, got 'x'");
-    const badKey = await run('train', '--set', 'learning_rat=1');
+    const badKey = await runMain('train', '--set', 'learning_rat=1');
     expect(badKey.code).toBe(2);
     expect(badKey.err).toContain("unknown key 'learning_rat' (did you mean 'learning_rate'?)");
-    const badChoice = await run('train', '--phase', 'finetuning');
+    const badChoice = await runMain('train', '--phase', 'finetuning');
     expect(badChoice.code).toBe(2);
     expect(badChoice.err).toContain('Allowed choices are feature_extract, finetune, scratch, two-stage');
-    expect((await run('frobnicate')).code).toBe(2);
-    const missing = await run('test', '--checkpoint', path.join(dir, 'nope'));
+    expect((await runMain('frobnicate')).code).toBe(2);
+    const missing = await runMain('test', '--checkpoint', path.join(dir, 'nope'));
     expect(missing.code).toBe(1);
     expect(missing.err).toContain('no checkpoint or run folder at');
   });
 
   test('--help on every command, with defaults shown', async () => {
     for (const command of [[], ['train'], ['test'], ['predict'], ['compare'], ['weights', 'download'], ['data', 'download']]) {
-      const help = await run(...command, '--help');
+      const help = await runMain(...command, '--help');
       expect(help.code).toBe(0);
       expect(help.out).toContain('Usage: finetorch');
     }
-    const train = await run('train', '--help');
+    const train = await runMain('train', '--help');
     expect(train.out).toContain('epochs (default: 50)');
     expect(train.out).toContain('(default: two-stage)');
-    expect((await run('data', 'download', '--help')).out).toContain('(default: "data/caltech101")');
+    expect((await runMain('data', 'download', '--help')).out).toContain('(default: "data/caltech101")');
   });
 });

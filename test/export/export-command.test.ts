@@ -8,27 +8,13 @@ import { createModel, manualSeed, randn } from '../../lib';
 import { resolveConfig } from '../../lib/experiment/config';
 import { loadRun } from '../../lib/experiment/runs';
 import { saveCheckpoint } from '../../lib/training/checkpoint';
-import { main } from '../../scripts/cli';
+import { runMain } from '../helpers/cli-in-process';
 import { checkOnnxFile, maxRelativeError, metadataOf, readOnnxModel, runOnnx } from '../helpers/onnx';
 
 let dir: string;
 let runDir: string;
 const classes = ['accordion', 'airplanes', 'anchor'];
 
-async function cli(...args: string[]): Promise<{ code: number; out: string; err: string }> {
-  let out = '';
-  let err = '';
-  const log = jest.spyOn(console, 'log').mockImplementation((...parts: unknown[]) => void (out += `${parts.join(' ')}\n`));
-  const stdout = jest.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => ((out += String(chunk)), true));
-  const stderr = jest.spyOn(process.stderr, 'write').mockImplementation((chunk: string | Uint8Array) => ((err += String(chunk)), true));
-  try {
-    return { code: await main(['node', 'finetorch', ...args]), out, err };
-  } finally {
-    log.mockRestore();
-    stdout.mockRestore();
-    stderr.mockRestore();
-  }
-}
 
 beforeAll(async () => {
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'finetorch-export-'));
@@ -44,7 +30,7 @@ afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
 
 describe('finetorch export', () => {
   test('writes <run>/model.onnx with the run\'s classes, sizes and normalisation, and its logits', async () => {
-    const result = await cli('export', runDir);
+    const result = await runMain('export', runDir);
     expect(result.err).toBe('');
     expect(result.code).toBe(0);
     const file = path.join(runDir, 'model.onnx');
@@ -71,7 +57,7 @@ describe('finetorch export', () => {
 
   test('a checkpoint file, --out and --opset', async () => {
     const out = path.join(dir, 'elsewhere', 'r18.onnx');
-    const result = await cli('export', path.join(runDir, 'checkpoints', 'best.pth'), '--out', out, '--opset', '17');
+    const result = await runMain('export', path.join(runDir, 'checkpoints', 'best.pth'), '--out', out, '--opset', '17');
     expect(result.code).toBe(0);
     expect(result.out).toContain(`${out}: resnet18, 3 classes, input [batch, 3, 40, 40], opset 17`);
     const proto = readOnnxModel(out);
@@ -80,17 +66,17 @@ describe('finetorch export', () => {
   });
 
   test('--help shows the usage and the default opset', async () => {
-    const help = await cli('export', '--help');
+    const help = await runMain('export', '--help');
     expect(help.code).toBe(0);
     expect(help.out).toContain('Usage: finetorch export [options] <run>');
     expect(help.out).toContain('ONNX opset, 11 to 17 (default: 13)');
   });
 
   test('a bad opset or a folder that is no run: a message and a failing exit code', async () => {
-    const low = await cli('export', runDir, '--opset', '9');
+    const low = await runMain('export', runDir, '--opset', '9');
     expect(low.code).toBe(2);
     expect(low.err).toContain("option '--opset <n>' argument '9' is invalid. expected an integer between 11 and 17, got '9'");
-    const notRun = await cli('export', dir);
+    const notRun = await runMain('export', dir);
     expect(notRun.code).toBe(1);
     expect(notRun.err).toBe(`finetorch: '${dir}' is a folder without checkpoints/best.pth: not a finetorch run folder\n`);
   });

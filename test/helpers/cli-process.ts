@@ -49,6 +49,8 @@ export interface CliOptions {
   /** Added to the environment (undefined removes a variable). */
   env?: Record<string, string | undefined>;
   cwd?: string;
+  /** Another copy of the CLI to run (default: the checkout's dist/scripts/cli.js). */
+  cli?: string;
   /** Modules loaded with `node -r` before the CLI. */
   preload?: string[];
 }
@@ -66,7 +68,7 @@ export function runCli(args: string[], options: CliOptions = {}): Promise<CliRes
   }
   const preload = (options.preload ?? []).flatMap((m) => ['-r', m]);
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [...preload, CLI, ...args], { cwd: options.cwd ?? ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [...preload, options.cli ?? CLI, ...args], { cwd: options.cwd ?? ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     let err = '';
     child.stdout.setEncoding('utf8').on('data', (chunk: string) => (out += chunk));
