@@ -158,6 +158,41 @@ export interface NativeStepOptions {
   /** fp16 loss scale (0: off); inf/nan gradients skip the step. */
   lossScale: number;
   returnLogits?: boolean;
+  /** Averages the gradients across a distributed run's ranks (train steps only). */
+  gradientSync?: NativeGradientSync | null;
+}
+
+/** One distributed run's c10d group (TCPStore rendezvous, Gloo or NCCL). */
+export interface NativeProcessGroup {
+  readonly rank: number;
+  readonly size: number;
+  readonly backend: string;
+  readonly disposed: boolean;
+  allReduce(tensor: NativeTensor, op: 'sum' | 'max'): Promise<void>;
+  broadcast(tensor: NativeTensor, root: number): Promise<void>;
+  allGather(tensor: NativeTensor): Promise<NativeTensor>;
+  barrier(): Promise<void>;
+  shareString(key: string, value: string, root: number): Promise<string>;
+  lostRanks(waitMs: number): Promise<{ storeLost: boolean; ranks: number[] }>;
+  broadcastModel(model: NativeModel): Promise<void>;
+  gradientSync(model: NativeModel, options: { bucketCapMb: number; flatBuckets: boolean }): Promise<NativeGradientSync>;
+  abandon(): void;
+  dispose(): void;
+}
+
+export interface NativeGradientSync {
+  readonly mode: 'reducer' | 'flat-buckets';
+  dispose(): void;
+}
+
+export interface NativeProcessGroupOptions {
+  rank: number;
+  worldSize: number;
+  localRank: number;
+  masterAddr: string;
+  masterPort: number;
+  timeoutMs: number;
+  backend: 'gloo' | 'nccl';
 }
 
 export interface NativeGradStat {
@@ -198,6 +233,8 @@ export interface NativeAddon {
   Optimizer: NativeOptimizerConstructor;
   trainStep(model: NativeModel, optimizer: NativeOptimizer, images: NativeTensor, labels: NativeTensor, options: NativeStepOptions): Promise<NativeStepResult>;
   evalStep(model: NativeModel, images: NativeTensor, labels: NativeTensor | null, options: NativeStepOptions): Promise<NativeStepResult>;
+  initProcessGroup(options: NativeProcessGroupOptions): Promise<NativeProcessGroup>;
+  distributedSupport(): { c10d: boolean; backends: string[]; gradientSync: 'reducer' | 'flat-buckets' | null };
   getRngState(): NativeTensor;
   setRngState(state: NativeTensor): void;
   loadTorchFile(path: string): Promise<{ format: 'zip' | 'legacy'; value: PickleValue }>;

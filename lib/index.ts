@@ -16,6 +16,7 @@ export type { PredictionServer, ServeOptions, RunInfo } from './serve';
 export { runDoctor, gatherFacts, diagnose, formatFindings } from './doctor';
 export type { DoctorReport, DoctorFacts, Finding, FindingStatus } from './doctor';
 export * from './export';
+export * from './distributed';
 export {
   EventWriter, MetricsLog, readMetrics, metricSeries, lineChart, confusionMatrixChart, worstConfusions, gradientNormChart,
   scatterChart, barChart, tsne, nearestNeighbourPurity, trustworthiness, renderReport, writeReport,

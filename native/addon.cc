@@ -48,6 +48,7 @@ Addon::Addon(Napi::Env env, Napi::Object exports) {
   registerOptimizer(env, exports, *this);
   registerTraining(env, exports, *this);
   registerAugment(env, exports, *this);
+  registerDistributed(env, exports, *this);
 }
 
 }  // namespace finetorch

@@ -20,6 +20,8 @@ class Addon : public Napi::Addon<Addon> {
   Napi::FunctionReference tensorConstructor;
   Napi::FunctionReference modelConstructor;
   Napi::FunctionReference optimizerConstructor;
+  Napi::FunctionReference processGroupConstructor;
+  Napi::FunctionReference gradientSyncConstructor;
 
  private:
   std::unique_ptr<ComputeQueue> queue_;
@@ -34,5 +36,6 @@ void registerSerialization(Napi::Env env, Napi::Object exports, Addon& addon);
 void registerOptimizer(Napi::Env env, Napi::Object exports, Addon& addon);
 void registerTraining(Napi::Env env, Napi::Object exports, Addon& addon);
 void registerAugment(Napi::Env env, Napi::Object exports, Addon& addon);
+void registerDistributed(Napi::Env env, Napi::Object exports, Addon& addon);
 
 }  // namespace finetorch

@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "addon.h"
+#include "distributed/gradient_sync.h"
 #include "errors.h"
 #include "model.h"
 #include "ops/autocast.h"
@@ -91,23 +92,28 @@ Napi::Value trainStep(const Napi::CallbackInfo& info) {
     bool featuresInput = options.Get("features").ToBoolean();
     Amp amp = parseAmp(options.Get("amp").As<Napi::String>().Utf8Value());
     double lossScale = options.Get("lossScale").As<Napi::Number>().DoubleValue();
+    auto sync = unwrapGradientSync(options.Get("gradientSync"));
     return Addon::of(env).queue().run<StepResult>(
         env,
-        [net, optimizer, foreach, images, labels, loss, clip, bins, featuresInput, amp, lossScale] {
+        [net, optimizer, foreach, images, labels, loss, clip, bins, featuresInput, amp, lossScale, sync] {
           // gradients set to none, not zero: frozen parameters then get no update at all (weight
           // decay and momentum included), as with PyTorch's zero_grad(set_to_none=True)
           for (auto& p : net->parameters()) p.mutable_grad() = torch::Tensor();
           auto target = labels.to(images.device());
           torch::Tensor logits, value;
+          if (sync) sync->beforeForward();
           {
             AutocastGuard autocast(amp, images.device());
             logits = featuresInput ? net->classify(images) : net->forward(images);
             value = crossEntropy(logits, target, loss);  // computed in float32
           }
+          if (sync) sync->beforeBackward();
           // No host sync between forward and backward: the GPU keeps its queue. The loss, the hit
           // counts and (fp16) the inf/NaN flag come back in one read after backward, before any
           // parameter changes, as PyTorch's GradScaler.step reads found_inf.
           (lossScale > 0 ? value * lossScale : value).backward();
+          // averaged over the ranks from here on (the Reducer did it during backward)
+          if (sync) sync->afterBackward();
           std::vector<torch::Tensor> withGrad;
           for (auto& p : net->parameters()) {
             if (p.grad().defined()) withGrad.push_back(p);

@@ -21,10 +21,13 @@ import { writeComparisonReport, writeRunReport } from '../lib/experiment/report'
 import { InterruptedError, train } from '../lib/experiment/trainer';
 import { formatFindings, runDoctor } from '../lib/doctor';
 import { createPredictionServer, MiB } from '../lib/serve/server';
-import { setNumThreads } from '../lib/runtime';
+import { resolveDevice, setNumThreads } from '../lib/runtime';
 import { pct } from '../lib/utils/format';
 import { ARCHITECTURES } from '../lib/models/model';
 import { exportOnnx, ONNX_OPSETS } from '../lib/export/onnx';
+import { readDistributedEnv } from '../lib/distributed/env';
+import { distributedSupport, ProcessGroup } from '../lib/distributed/process-group';
+import { launchWorkers, LaunchFailedError, withoutLauncherOptions } from '../lib/distributed/launcher';
 
 function positiveInt(value: string): number {
   const n = Number(value);
@@ -66,6 +69,40 @@ function keyValue(value: string, previous: Record<string, unknown> = {}): Record
     // a bare string
   }
   return { ...previous, [value.slice(0, eq)]: parsed };
+}
+
+function port(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1 || n > 65535) throw new InvalidArgumentError(`expected a port between 1 and 65535, got '${value}'`);
+  return n;
+}
+
+const kebab = (key: string) => key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
+
+/**
+ * `train --nproc-per-node N`: this process trains nothing; it runs the same command without the
+ * launcher options in N workers and fails, naming the rank, when one of them does.
+ */
+async function launchTraining(opts: { nprocPerNode: number; nnodes: number; nodeRank: number; masterAddr: string; masterPort: number }, command: Command): Promise<void> {
+  if (opts.nodeRank >= opts.nnodes) throw new ConfigError(`Expected --node-rank in [0, --nnodes=${opts.nnodes}) but received ${opts.nodeRank}`);
+  // the argv given to parse (commander's untyped rawArgs): process.argv for the real CLI
+  const argv = (command.parent as unknown as { rawArgs: string[] }).rawArgs;
+  const valueFlags = command.options.filter((o) => o.required || o.optional).map((o) => o.long ?? '');
+  const result = await launchWorkers({
+    command: [process.execPath, ...process.execArgv, argv[1], ...withoutLauncherOptions(argv.slice(2), valueFlags)],
+    nprocPerNode: opts.nprocPerNode,
+    nnodes: opts.nnodes,
+    nodeRank: opts.nodeRank,
+    masterAddr: opts.masterAddr,
+    masterPort: opts.masterPort,
+  });
+  if (!result.ok) throw new LaunchFailedError(result);
+}
+
+/** dist_backend 'auto': NCCL for a CUDA run where this libtorch has it, else Gloo. */
+function distributedBackend(config: Config): 'gloo' | 'nccl' {
+  if (config.dist_backend !== 'auto') return config.dist_backend;
+  return resolveDevice(config.device).startsWith('cuda') && distributedSupport().backends.includes('nccl') ? 'nccl' : 'gloo';
 }
 
 const imagenetResolver = (quiet: boolean) => async (arch: string) =>
@@ -120,7 +157,17 @@ export function buildProgram(): Command {
     .option('--name <name>', 'run folder name')
     .option('--set <key=value>', 'any config key, e.g. --set data.train_per_class=15 (repeatable)', keyValue)
     .option('--quiet', 'no progress output')
-    .action(async (opts) => {
+    .option('--nproc-per-node <n>', 'launch this many worker processes here and train on all of them (data-parallel, as torchrun)', positiveInt)
+    .option('--nnodes <n>', 'with --nproc-per-node: machines in the run, each launched with its own --node-rank', positiveInt, 1)
+    .option('--node-rank <k>', "with --nproc-per-node: this machine's index, 0 to nnodes - 1", nonNegativeInt, 0)
+    .option('--master-addr <addr>', "with --nproc-per-node: node 0's address, where rank 0 meets the others", '127.0.0.1')
+    .option('--master-port <port>', "with --nproc-per-node: node 0's rendezvous port", port, 29500)
+    .action(async (opts, command: Command) => {
+      if (readDistributedEnv(process.env) === null) {
+        if (opts.nprocPerNode !== undefined) return launchTraining(opts, command);
+        const stray = ['nnodes', 'nodeRank', 'masterAddr', 'masterPort'].filter((key) => command.getOptionValueSource(key) === 'cli');
+        if (stray.length > 0) throw new ConfigError(`--${stray.map(kebab).join(', --')} ${stray.length === 1 ? 'takes' : 'take'} effect only with --nproc-per-node`);
+      } // else: this process is a worker (of torchrun, srun or our launcher), and the launcher options are not its business
       let config: Config;
       let resumeDir: string | undefined;
       if (opts.resume) {
@@ -142,7 +189,19 @@ export function buildProgram(): Command {
         config = resolveConfig({ config: opts.config, overrides: overrides('learning_rate') });
         if (opts.lr !== undefined && config.phase === 'finetune') config = resolveConfig({ config: opts.config, overrides: overrides('finetune_lr') });
       }
-      const results = await train(config, { signal: interruptSignal(), resolveImagenetWeights: imagenetResolver(config.quiet), resumeDir });
+      // a worker of torchrun, srun or our launcher joins its run's process group first
+      const worker = readDistributedEnv(process.env);
+      const group = worker ? await ProcessGroup.fromEnv(worker, { timeoutSeconds: config.dist_timeout, backend: distributedBackend(config) }) : undefined;
+      const rank = group?.rank ?? 0;
+      let results;
+      try {
+        results = await train(config, { signal: interruptSignal(), resolveImagenetWeights: imagenetResolver(config.quiet), resumeDir, group });
+        // rank 0 hosts the store: it leaves last
+        await group?.barrier();
+      } finally {
+        group?.dispose();
+      }
+      if (rank !== 0) return;
       console.log(comparisonMarkdown(compareRuns(results.map((r) => readResults(r.runDir)))));
       for (const r of results) console.log(`run folder: ${r.runDir}`);
     });
@@ -313,6 +372,10 @@ export async function main(argv: string[]): Promise<number> {
     if (error instanceof ConfigError) {
       process.stderr.write(`finetorch: ${error.message}\n`);
       return 2;
+    }
+    if (error instanceof LaunchFailedError) {
+      process.stderr.write(`finetorch: ${error.message}\n`);
+      return error.exitCode;
     }
     if (error instanceof InterruptedError) {
       process.stderr.write(`finetorch: ${error.message}\n`);

@@ -39,11 +39,11 @@ can_apt() { [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; }
 # 1. libtorch
 if ! libtorch_found; then
   if can_apt; then
-    apt_install libtorch-dev libopenblas0-pthread cmake g++
+    apt_install libtorch-dev libopenblas0-pthread libgloo-dev cmake g++
   else
     cat >&2 <<'MSG'
 [setup] libtorch was not found. Either:
-  - on Debian/Ubuntu:  sudo apt-get install -y libtorch-dev libopenblas0-pthread cmake g++
+  - on Debian/Ubuntu:  sudo apt-get install -y libtorch-dev libopenblas0-pthread libgloo-dev cmake g++
   - or download libtorch (https://pytorch.org, CPU or CUDA zip), unpack it and
       export LIBTORCH=/path/to/libtorch
   - or use a pip torch:  pip install torch  (found through torch.utils.cmake_prefix_path)
@@ -56,6 +56,11 @@ fi
 if command -v dpkg >/dev/null 2>&1 && dpkg -s libtorch-dev >/dev/null 2>&1 &&
    ! dpkg -s libopenblas0-pthread >/dev/null 2>&1; then
   if can_apt; then apt_install libopenblas0-pthread; else say "tip: apt-get install libopenblas0-pthread (faster BLAS)"; fi
+fi
+# gloo's headers: libtorch's c10d needs them for distributed training (Debian's libtorch-dev has
+# the library code but not these headers; official zips and pip torch ship them)
+if command -v dpkg >/dev/null 2>&1 && dpkg -s libtorch-dev >/dev/null 2>&1 && ! dpkg -s libgloo-dev >/dev/null 2>&1; then
+  if can_apt; then apt_install libgloo-dev; else say "tip: apt-get install libgloo-dev (distributed training: finetorch train --nproc-per-node)"; fi
 fi
 for tool in cmake c++; do
   if ! command -v $tool >/dev/null 2>&1; then

@@ -6,7 +6,7 @@ import { onDevice, type PhaseData } from './phase-data';
 export interface PhaseBatches {
   /** The batches hold backbone features (the head's input), not images. */
   readonly features: boolean;
-  /** Batches in a training epoch (for the progress line). */
+  /** This process's batches in a training epoch (for the progress line). */
   readonly trainLength: number;
   train(epoch: number): LabelledBatches;
   /** The validation part, or null when the split has none. */
@@ -15,20 +15,25 @@ export interface PhaseBatches {
   dispose(): void;
 }
 
-/**
- * Which part of each epoch's shuffled sample order this process trains on: all of it in one
- * process; a distributed sampler gives each rank its share here.
- */
-export type Shard = (order: number[]) => number[];
-export const wholeEpoch: Shard = (order) => order;
+import { evaluationShard, wholeEpoch, type Shard } from '../distributed/sampler';
 
-export function imageBatches(data: PhaseData, device: string, shard: Shard = wholeEpoch): PhaseBatches {
+export { wholeEpoch, type Shard };
+
+/** This process's samples: of each training epoch, and of an evaluation set of `count` samples. */
+export interface SampleShards {
+  train: Shard;
+  evaluation: (count: number) => number[];
+}
+export const ONE_PROCESS: SampleShards = { train: wholeEpoch, evaluation: (count) => evaluationShard(count, 0, 1) };
+
+export function imageBatches(data: PhaseData, device: string, shards: SampleShards = ONE_PROCESS): PhaseBatches {
+  const evaluation = (loader: PhaseData['test']) => onDevice(loader.epoch(0, shards.evaluation(loader.samples.length)), device);
   return {
     features: false,
-    trainLength: data.train.length,
-    train: (epoch) => onDevice(data.train.epoch(epoch, shard(data.train.order(epoch))), device),
-    val: data.val ? () => onDevice(data.val!.epoch(0), device) : null,
-    test: () => onDevice(data.test.epoch(0), device),
+    trainLength: Math.ceil(shards.train(data.train.order(0)).length / data.train.batchSize),
+    train: (epoch) => onDevice(data.train.epoch(epoch, shards.train(data.train.order(epoch))), device),
+    val: data.val ? () => evaluation(data.val!) : null,
+    test: () => evaluation(data.test),
     dispose: () => undefined,
   };
 }

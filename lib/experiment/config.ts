@@ -94,6 +94,8 @@ export const SCHEMA = {
   quiet: { kind: 'boolean' },
   report: { kind: 'boolean' },
   checkpoint_interval: { kind: 'number', min: 0, max: 1e9 },
+  dist_backend: { kind: 'enum', values: ['auto', 'gloo', 'nccl'] },
+  dist_timeout: { kind: 'number', min: 1, max: 86400 },
 } as const satisfies Record<string, Rule>;
 
 /** A complete, validated run configuration (every key of SCHEMA, typed by its rule). */

@@ -28,14 +28,17 @@ export interface PhaseData {
   test: DataLoader;
 }
 
-/** The split saved with the run: reused on resume and taken over from the phase-1 run when fine-tuning. */
-export async function chooseSplit(config: Config, scan: DatasetScan, runDir: string, log: (line: string) => void): Promise<Split> {
+/**
+ * The split saved with the run: reused on resume and taken over from the phase-1 run when
+ * fine-tuning. `save` false (a distributed run's other ranks) reads but never writes.
+ */
+export async function chooseSplit(config: Config, scan: DatasetScan, runDir: string, log: (line: string) => void, save = true): Promise<Split> {
   const own = path.join(runDir, 'split.json');
   const inherited = config.init_checkpoint ? path.join(path.dirname(path.dirname(config.init_checkpoint)), 'split.json') : undefined;
   for (const file of [own, inherited]) {
     if (file && fs.existsSync(file)) {
       const split = await loadSplitManifest(file, scan);
-      if (file !== own) {
+      if (file !== own && save) {
         await saveSplitManifest(split, own);
         log(`using the split of ${path.dirname(file)}`);
       }
@@ -48,7 +51,7 @@ export async function chooseSplit(config: Config, scan: DatasetScan, runDir: str
       ? ({ kind: 'per-class', trainPerClass: d.train_per_class, testPerClass: d.test_per_class, valPerClass: d.val_per_class } as const)
       : ({ kind: 'ratio', train: d.train_ratio, val: d.val_ratio, test: d.test_ratio } as const);
   const split = splitDataset(scan, protocol, config.seed);
-  await saveSplitManifest(split, own);
+  if (save) await saveSplitManifest(split, own);
   return split;
 }
 

@@ -7,6 +7,8 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { scanDataset } from '../data/caltech101';
+import { DistributedFailure, type GradientSync, type ProcessGroup } from '../distributed/process-group';
+import { distributedShard, evaluationShard } from '../distributed/sampler';
 import type { Split } from '../data/splits';
 import { createModel, type Model } from '../models/model';
 import { loadPretrained } from '../models/weights';
@@ -15,8 +17,9 @@ import { loadCheckpoint, restoreCheckpoint, writeCheckpoints } from '../training
 import { createOptimizer, type Optimizer } from '../training/optimizer';
 import { createScheduler, type LrScheduler } from '../training/schedulers';
 import { trainStep } from '../training/steps';
+import { tensor } from '../tensor';
 import { pct } from '../utils/format';
-import { imageBatches, wholeEpoch, type PhaseBatches, type Shard } from './batches';
+import { imageBatches, ONE_PROCESS, type PhaseBatches, type SampleShards } from './batches';
 import type { Config } from './config';
 import { evaluate, type Evaluation, type LabelledBatches } from './evaluate';
 import { buildFeatureCache } from './feature-cache';
@@ -26,7 +29,7 @@ import { applyPlan, optimizerOptions, planPhase, schedulerConfig, type PhaseConf
 import { writeRunReport } from './report';
 import { writeResults, type PhaseResult } from './results';
 import { RunLog } from './run-log';
-import { createRunFolder, timestamp, type RunFolder } from './run-folder';
+import { createRunFolder, runFolder, timestamp, type RunFolder } from './run-folder';
 
 export interface RunHooks {
   /** Progress and summaries (default: stderr unless config.quiet). */
@@ -42,6 +45,11 @@ export interface RunHooks {
    * invert or shuffle it), to show that no choice depends on test figures.
    */
   auditTestEvaluation?: (evaluation: Evaluation) => Evaluation;
+  /**
+   * A distributed run: this process's group (the CLI joins it from torchrun's environment). Each
+   * rank trains on its shard of every epoch with DDP's gradient averaging; rank 0 writes.
+   */
+  group?: ProcessGroup;
 }
 
 export class InterruptedError extends Error {
@@ -56,11 +64,18 @@ export class InterruptedError extends Error {
  * distributed run each rank takes its shard of each epoch and only rank 0 writes.
  */
 interface ProcessRole {
-  shard: Shard;
+  shards: SampleShards;
   /** Writes checkpoints, logs and results. */
   writer: boolean;
+  group?: ProcessGroup;
 }
-const SINGLE_PROCESS: ProcessRole = { shard: wholeEpoch, writer: true };
+const SINGLE_PROCESS: ProcessRole = { shards: ONE_PROCESS, writer: true };
+
+function processRole(group: ProcessGroup | undefined): ProcessRole {
+  if (!group) return SINGLE_PROCESS;
+  const shards: SampleShards = { train: distributedShard(group.rank, group.size), evaluation: (count) => evaluationShard(count, group.rank, group.size) };
+  return { shards, writer: group.rank === 0, group };
+}
 
 /** Everything the epoch functions share, and the counters they advance. */
 interface PhaseRun {
@@ -74,6 +89,8 @@ interface PhaseRun {
   optimizer: Optimizer;
   scheduler: LrScheduler;
   batches: PhaseBatches;
+  /** Distributed runs: the trainable parameters' gradient averaging. */
+  sync?: GradientSync;
   runLog?: RunLog;
   hooks: RunHooks;
   log: (line: string) => void;
@@ -89,6 +106,7 @@ interface PhaseRun {
  * per seed (its own split and head initialisation) into sibling run folders `<name>.seed<N>…`.
  */
 export async function train(config: Config, hooks: RunHooks = {}): Promise<PhaseResult[]> {
+  config = await agreedRunName(config, hooks.group);
   if (!config.seeds) return trainRecipe(config, hooks);
   const base = config.run_name ?? `${config.arch}-${config.phase}-${timestamp()}`;
   const results: PhaseResult[] = [];
@@ -108,12 +126,33 @@ async function trainRecipe(config: Config, hooks: RunHooks): Promise<PhaseResult
   return [first, second];
 }
 
+/** Every rank names its run folders after rank 0's clock. */
+async function agreedRunName<C extends Config | PhaseConfig>(config: C, group: ProcessGroup | undefined): Promise<C> {
+  if (!group || config.run_name) return config;
+  const phase = config.phase === 'two-stage' ? 'two-stage' : config.phase;
+  return { ...config, run_name: await group.shareString('run_name', `${config.arch}-${phase}-${timestamp()}`) };
+}
+
 /** One phase: its own run folder with checkpoints/, logs/, config.yaml, split.json, results.json. */
 export async function runPhase(config: PhaseConfig, hooks: RunHooks = {}): Promise<PhaseResult> {
+  const group = hooks.group;
+  try {
+    return await runPhaseIn(await agreedRunName(config, group), hooks);
+  } catch (error) {
+    // a collective that failed, or this rank's own error: either way the run cannot go on; name
+    // the rank that went away, if one did
+    if (!group || group.disposed || error instanceof InterruptedError || error instanceof DistributedFailure) throw error;
+    throw await group.explainFailure(error);
+  }
+}
+
+async function runPhaseIn(config: PhaseConfig, hooks: RunHooks): Promise<PhaseResult> {
   const started = Date.now();
-  // the thread count is process-wide: set for this phase, and the caller's put back after it
+  // the thread count is process-wide: set for this phase, and the caller's put back after it;
+  // the processes of a distributed run on one machine share its cores
   const callerThreads = getNumThreads();
-  setNumThreads(config.threads ?? Math.max(1, os.cpus().length));
+  const sharing = hooks.group?.localWorldSize ?? 1;
+  setNumThreads(config.threads ?? (Number(process.env.OMP_NUM_THREADS) > 0 && sharing > 1 ? Number(process.env.OMP_NUM_THREADS) : Math.max(1, Math.floor(os.cpus().length / sharing))));
   manualSeed(config.seed);
   const run = await setUpPhase(config, hooks);
   try {
@@ -125,10 +164,10 @@ export async function runPhase(config: PhaseConfig, hooks: RunHooks = {}): Promi
     for (let epoch = run.startEpoch; epoch < config.epochs; epoch++) {
       const trained = await trainOneEpoch(run, epoch);
       trainSeconds += trained.seconds;
-      const imagesPerSecond = trained.images / trained.seconds;
+      const imagesPerSecond = trained.images / trained.seconds; // every rank's images
       // The validation part decides (best epoch, plateau). Without one nothing is chosen by
       // evaluation: the final weights are tested, and the test part is only watched for the curves.
-      const val = run.batches.val ? await validate(run, run.batches.val()) : undefined;
+      const val = run.batches.val ? await validate(run, run.batches.val(), run.split.val.length) : undefined;
       const watched = val ?? (await testEvaluation(run));
       if (!val && epoch + 1 === config.epochs) run.finalTest = watched;
       const heldOut: Record<string, string> = val ? { 'val top1': pct(val.top1) } : { 'test top1 (watched only)': pct(watched.top1) };
@@ -151,6 +190,7 @@ export async function runPhase(config: PhaseConfig, hooks: RunHooks = {}): Promi
     }
     return await testBestWeights(run, { wallStarted: started, trainSeconds });
   } finally {
+    run.sync?.dispose();
     run.runLog?.close();
     run.batches.dispose();
     setNumThreads(callerThreads);
@@ -161,14 +201,21 @@ export async function runPhase(config: PhaseConfig, hooks: RunHooks = {}): Promi
 
 /** Run folder, split, model, optimizer, scheduler, loaders, resume, feature cache and logs. */
 async function setUpPhase(config: PhaseConfig, hooks: RunHooks): Promise<PhaseRun> {
-  const log = hooks.log ?? ((line: string) => (config.quiet ? undefined : process.stderr.write(`${line}\n`)));
-  const role = SINGLE_PROCESS;
-  const device = resolveDevice(config.device);
+  const role = processRole(hooks.group);
+  const group = role.group;
+  // rank 0 speaks for the run; the other ranks only fail loudly
+  const log = !role.writer ? () => undefined : (hooks.log ?? ((line: string) => (config.quiet ? undefined : process.stderr.write(`${line}\n`))));
+  let device = resolveDevice(config.device);
+  if (group && device === 'cuda') device = `cuda:${group.localRank}`;
   const plan = planPhase(config);
-  const folder = createRunFolder(config, hooks.resumeDir);
+  const folder = role.writer ? createRunFolder(config, hooks.resumeDir) : runFolder(hooks.resumeDir ?? path.join(config.output_dir, config.run_name!));
 
   const scan = await scanDataset(config.data.root, { includeBackground: config.data.include_background, warn: log });
-  const split = await chooseSplit(config, scan, folder.dir, log);
+  // rank 0 chooses and saves the split; the others read it (or, without a shared folder, choose
+  // the same one: it is a function of the seed)
+  if (group && !role.writer) await group.barrier();
+  const split = await chooseSplit(config, scan, folder.dir, log, role.writer);
+  if (group && role.writer) await group.barrier();
   log(
     `[${folder.name}] ${config.phase} · ${config.arch} on ${device} · ${split.classes.length} classes · ` +
       `train ${split.train.length} / val ${split.val.length} / test ${split.test.length} images` +
@@ -183,17 +230,28 @@ async function setUpPhase(config: PhaseConfig, hooks: RunHooks): Promise<PhaseRu
   try {
     const data = await loadPhaseData(split, config, plan, { channelsLast: config.channels_last, pinMemory: device.startsWith('cuda') }, log);
     const resumed = hooks.resumeDir ? await resume(folder, model, optimizer, scheduler, log) : { epoch: 0, step: 0, bestValTop1: -1 };
+    if (group) {
+      // the same starting weights everywhere, checked to be the same network, as DDP does
+      await group.broadcastModel(model);
+      const global = config.batch_size * group.size;
+      log(
+        `[${folder.name}] distributed: ${group.size} processes (${group.backend}), batch_size ${config.batch_size} per process: ` +
+          `global batch ${global}; ${getNumThreads()} thread(s) per process; BatchNorm statistics per process; rank 0 writes`,
+      );
+    }
     let batches: PhaseBatches;
     if (plan.featureCache) {
-      batches = await buildFeatureCache(model, data, config, device, folder.name, log, role.shard);
+      batches = await buildFeatureCache(model, data, config, device, folder.name, log, role.shards, group);
       // A head step on cached features is a few MFLOP: OpenMP's fork/join costs more than the work
       // (2 cores: 50 epochs of head training took 1.55 s with 2 threads, 0.40 s with 1).
       if (device === 'cpu') setNumThreads(1);
     } else {
-      batches = imageBatches(data, device, role.shard);
+      batches = imageBatches(data, device, role.shards);
     }
+    // DDP's Reducer over what this phase trains (after freezing: the frozen parameters are not in it)
+    const sync = group ? await group.gradientSync(model) : undefined;
     return {
-      config, plan, folder, role, device, split, model, optimizer, scheduler, batches, hooks, log,
+      config, plan, folder, role, device, split, model, optimizer, scheduler, batches, sync, hooks, log,
       runLog: role.writer ? new RunLog(folder.logs) : undefined,
       startEpoch: resumed.epoch, step: resumed.step, bestValTop1: resumed.bestValTop1,
     };
@@ -213,8 +271,12 @@ async function testBestWeights(run: PhaseRun, time: { wallStarted: number; train
   // final selection: the model already holds the tested weights, and the last epoch tested them
   let test = run.finalTest;
   if (!test) {
-    if (fs.existsSync(folder.best)) await model.loadStateDict((await loadCheckpoint(folder.best)).stateDict);
-    else await saveCheckpoint(run, config.epochs, true);
+    if (run.role.writer) {
+      if (fs.existsSync(folder.best)) await model.loadStateDict((await loadCheckpoint(folder.best)).stateDict);
+      else await saveCheckpoint(run, config.epochs, true);
+    }
+    // rank 0 read the selected weights: every rank tests them
+    if (run.role.group) await run.role.group.broadcastModel(model);
     test = await testEvaluation(run);
   }
   run.runLog?.test(config.phase, config.epochs, run.step, test);
@@ -286,7 +348,8 @@ async function trainOneEpoch(run: PhaseRun, epoch: number) {
   const losses = new AverageMeter('loss');
   const top1 = new AverageMeter('top1');
   const top5 = new AverageMeter('top5');
-  const progress = new ProgressLine(`[${folder.name}] epoch ${epoch + 1}/${config.epochs}`, batches.trainLength, { quiet: config.quiet });
+  const ranks = run.role.group?.size ?? 1;
+  const progress = new ProgressLine(`[${folder.name}] epoch ${epoch + 1}/${config.epochs}`, batches.trainLength, { quiet: config.quiet || !run.role.writer });
   let done = 0;
   for await (const batch of batches.train(epoch)) {
     const result = await trainStep(model, optimizer, batch.images, batch.labels, {
@@ -294,6 +357,7 @@ async function trainOneEpoch(run: PhaseRun, epoch: number) {
       features: batches.features,
       gradStatsBins: run.step % 50 === 0 ? 30 : 0,
       amp: batches.features ? false : config.amp,
+      gradientSync: run.sync,
     }).catch((error: Error) => {
       // a diverged run stops here; last.pth still holds the last good epoch
       throw new Error(`training stopped at step ${run.step + 1} (epoch ${epoch + 1}): ${error.message}; ${keptCheckpoint(folder)}`);
@@ -306,7 +370,8 @@ async function trainOneEpoch(run: PhaseRun, epoch: number) {
     batch.images.dispose();
     batch.labels.dispose();
     done++;
-    const rate = top1.count / ((Date.now() - epochStart) / 1000);
+    // the global rate: every rank trains as many images at about this pace
+    const rate = (ranks * top1.count) / ((Date.now() - epochStart) / 1000);
     progress.update(done, { loss: losses.average.toFixed(4), top1: pct(top1.average), 'img/s': rate.toFixed(1) });
     if (run.hooks.signal?.aborted) {
       await saveCheckpoint(run, epoch, false);
@@ -320,7 +385,14 @@ async function trainOneEpoch(run: PhaseRun, epoch: number) {
         `(${broken.slice(0, 3).join(', ')}…); lower the learning rate; ${keptCheckpoint(folder)}`,
     );
   }
-  return { loss: losses.average, top1: top1.average, top5: top5.average, images: losses.count, seconds: (Date.now() - epochStart) / 1000, progress };
+  const seconds = (Date.now() - epochStart) / 1000;
+  if (!run.role.group) return { loss: losses.average, top1: top1.average, top5: top5.average, images: losses.count, seconds, progress };
+  // the epoch's figures over every rank's images
+  const sums = tensor(Float64Array.from([losses.sum, top1.sum, top5.sum, losses.count]), [4]);
+  await run.role.group.allReduce(sums);
+  const [loss, hits1, hits5, images] = sums.toTypedArray() as Float64Array;
+  sums.dispose();
+  return { loss: loss / images, top1: hits1 / images, top5: hits5 / images, images, seconds, progress };
 }
 
 function keptCheckpoint(folder: RunFolder): string {
@@ -328,13 +400,13 @@ function keptCheckpoint(folder: RunFolder): string {
 }
 
 /** Loss, top-1/top-5, per-class accuracy and confusion matrix on validation or test batches. */
-function validate(run: PhaseRun, batches: LabelledBatches): Promise<Evaluation> {
-  return evaluate(run.model, batches, run.split.classes, { features: run.batches.features });
+function validate(run: PhaseRun, batches: LabelledBatches, total: number): Promise<Evaluation> {
+  return evaluate(run.model, batches, run.split.classes, { features: run.batches.features, group: run.role.group, total });
 }
 
 /** The test part's figures: for the report and the curves, never for a choice. */
 async function testEvaluation(run: PhaseRun): Promise<Evaluation> {
-  const test = await validate(run, run.batches.test());
+  const test = await validate(run, run.batches.test(), run.split.test.length);
   return run.hooks.auditTestEvaluation ? run.hooks.auditTestEvaluation(test) : test;
 }
 

@@ -1,6 +1,7 @@
 // One native call per batch. trainStep: forward → cross-entropy → backward → clipping → optimizer
 // step; evalStep: forward without a graph. Inputs are checked here, before any native work.
 import { native, type NativeStepOptions } from '../../binding';
+import { GradientSync } from '../distributed/process-group';
 import { Model, validateImages, validateLabels } from '../models/model';
 import { Tensor } from '../tensor';
 import { cpuInfo, hasNativeBf16 } from '../utils/cpuinfo';
@@ -28,6 +29,8 @@ export interface StepOptions {
   amp?: boolean | 'fp16' | 'bf16' | 'auto';
   /** Loss scaling for amp 'fp16' (one is made per optimizer when omitted). */
   scaler?: GradScaler;
+  /** A distributed run's gradient averaging (ProcessGroup.gradientSync): DDP's all-reduce during backward. */
+  gradientSync?: GradientSync;
 }
 
 export interface GradStat {
@@ -105,7 +108,9 @@ function validateInputs(model: Model, inputs: Tensor, features: boolean): void {
  */
 export async function trainStep(model: Model, optimizer: Optimizer, images: Tensor, labels: Tensor, options: StepOptions = {}): Promise<StepResult> {
   if (!(optimizer instanceof Optimizer)) throw invalid('Optimizer', 'optimizer', optimizer);
-  const opts = stepOptions(model, options, images?.device ?? 'cpu');
+  const opts = stepOptions(model, options, images?.device ?? 'cpu', ['gradientSync']);
+  if (options.gradientSync !== undefined && !(options.gradientSync instanceof GradientSync)) throw invalid('GradientSync', 'gradientSync', options.gradientSync);
+  opts.gradientSync = options.gradientSync?.native ?? null;
   validateInputs(model, images, opts.features);
   validateLabels(labels, images.shape[0], model.numClasses);
   let scaler: GradScaler | undefined;
@@ -135,7 +140,7 @@ export async function evalStep(
   model: Model,
   images: Tensor,
   labels?: Tensor,
-  options: Omit<StepOptions, 'clipGradNorm' | 'gradStatsBins' | 'scaler'> & { returnLogits?: boolean } = {},
+  options: Omit<StepOptions, 'clipGradNorm' | 'gradStatsBins' | 'scaler' | 'gradientSync'> & { returnLogits?: boolean } = {},
 ): Promise<EvalResult> {
   const opts = stepOptions(model, options, images?.device ?? 'cpu', ['returnLogits']);
   validateInputs(model, images, opts.features);
