@@ -7,6 +7,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { createSyntheticDataset, SYNTHETIC_CLASS_NAMES } from '../data/synthetic';
+import type { ProcessGroup } from '../distributed/process-group';
 import { saveWeights } from '../models/weights';
 import { loadCheckpoint } from '../training/checkpoint';
 import { compareRuns, comparisonMarkdown, type MethodPair } from './compare';
@@ -31,6 +32,12 @@ export interface DemoOptions {
   amp?: Config['amp'];
   quiet?: boolean;
   log?: (line: string) => void;
+  /**
+   * Every training run distributed over this group (the demo under our launcher or torchrun). Rank
+   * 0 makes the data and writes every file; the output folder is shared (one machine, or a shared
+   * filesystem).
+   */
+  group?: ProcessGroup;
 }
 
 export interface DemoResult {
@@ -49,20 +56,21 @@ export interface DemoResult {
 export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
   const started = Date.now();
   const out = path.resolve(options.outputDir ?? 'outputs/demo');
-  const log = options.log ?? ((line: string) => process.stderr.write(`${line}\n`));
+  // rank 0 speaks for a distributed demo
+  const log = options.group && options.group.rank !== 0 ? () => undefined : (options.log ?? ((line: string) => process.stderr.write(`${line}\n`)));
   const perClass = options.imagesPerClass ?? 60;
   const imageSize = options.imageSize ?? 64;
   const seed = options.seed ?? 0;
-  fs.rmSync(out, { recursive: true, force: true });
-
-  // ---- data: 4 source classes for "pretraining", 4 different target classes ------------------
-  const all = path.join(out, 'data', 'all');
-  await createSyntheticDataset(all, { classes: 8, perClass, size: Math.round(imageSize * 1.25), seed, layout: 'imagefolder', randomColours: true, extras: { grayscale: false } });
+  const group = options.group;
+  const writer = !group || group.rank === 0;
+  const hooks = { log, group };
+  if (writer) {
+    fs.rmSync(out, { recursive: true, force: true });
+    await createDemoData(out, perClass, imageSize, seed, log);
+  }
+  await group?.barrier();
   const source = path.join(out, 'data', 'source');
   const target = path.join(out, 'data', 'target');
-  SYNTHETIC_CLASS_NAMES.forEach((name, i) => fs.cpSync(path.join(all, name), path.join(i < 4 ? source : target, name), { recursive: true }));
-  fs.rmSync(all, { recursive: true, force: true });
-  log(`demo: synthetic data in ${path.join(out, 'data')} (source: ${SYNTHETIC_CLASS_NAMES.slice(0, 4).join(', ')}; target: ${SYNTHETIC_CLASS_NAMES.slice(4).join(', ')})`);
 
   const common = {
     arch: 'resnet18',
@@ -86,10 +94,11 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
         run_name: 'pretrain-source', 'data.root': source, 'data.train_per_class': Math.floor(perClass * 0.8), 'data.test_per_class': perClass,
       },
     }),
-    { log },
+    hooks,
   );
   const pretrainedWeights = path.join(out, 'resnet18-source-pretrained.pth');
-  await saveWeights(pretrainedWeights, (await loadCheckpoint(pretrain.checkpoints.best)).stateDict);
+  if (writer) await saveWeights(pretrainedWeights, (await loadCheckpoint(pretrain.checkpoints.best)).stateDict);
+  await group?.barrier();
   log(`demo: pretrained weights (torchvision format) in ${pretrainedWeights}, source test top-1 ${(pretrain.test.top1 * 100).toFixed(1)}%`);
 
   // ---- the comparison on the target classes, once per seed --------------------------------------
@@ -98,21 +107,25 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
   const seeds = options.seeds ?? [0, 1, 2];
   const transfer = await train(
     resolveConfig({ overrides: { ...common, ...targetData, seeds, phase: 'two-stage', weights: pretrainedWeights, epochs, finetune_epochs: epochs, finetune_lr: 1e-4, head_lr: 1e-3, learning_rate: 1e-2, run_name: 'target' } }),
-    { log },
+    hooks,
   );
   const scratch = await train(
     resolveConfig({ overrides: { ...common, ...targetData, seeds, phase: 'scratch', weights: 'none', epochs: 2 * epochs, learning_rate: 2e-3, run_name: 'target.scratch' } }),
-    { log },
+    hooks,
   );
+  // rank 0 wrote every results.json
+  await group?.barrier();
   const results = [...transfer, ...scratch];
   const comparison = compareRuns(results.map((r) => readResults(r.runDir)));
   const table = comparisonMarkdown(comparison);
   // each target run's report (the scratch run of the same seed overlaid), and the comparison page
-  for (const r of results) {
-    const sameSeed = scratch.find((s) => s.seed === r.seed)!;
-    await writeRunReport(r.runDir, { overlay: r.phase === 'scratch' ? [] : [sameSeed.runDir], log });
+  if (writer) {
+    for (const r of results) {
+      const sameSeed = scratch.find((s) => s.seed === r.seed)!;
+      await writeRunReport(r.runDir, { overlay: r.phase === 'scratch' ? [] : [sameSeed.runDir], log });
+    }
   }
-  const comparisonReport = await writeComparisonReport(results.map((r) => r.runDir), out);
+  const comparisonReport = writer ? await writeComparisonReport(results.map((r) => r.runDir), out) : path.join(out, 'compare.html');
   const fineTuneVsScratch = comparison.pairs.find((p) => p.first.recipe === 'target.finetune' && p.second.recipe === 'target.scratch')!;
   const c = fineTuneVsScratch.comparison;
   return {
@@ -124,4 +137,15 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
     comparisonReport,
     wallSeconds: (Date.now() - started) / 1000,
   };
+}
+
+/** 4 source classes for "pretraining", 4 different target classes. */
+async function createDemoData(out: string, perClass: number, imageSize: number, seed: number, log: (line: string) => void): Promise<void> {
+  const all = path.join(out, 'data', 'all');
+  await createSyntheticDataset(all, { classes: 8, perClass, size: Math.round(imageSize * 1.25), seed, layout: 'imagefolder', randomColours: true, extras: { grayscale: false } });
+  const source = path.join(out, 'data', 'source');
+  const target = path.join(out, 'data', 'target');
+  SYNTHETIC_CLASS_NAMES.forEach((name, i) => fs.cpSync(path.join(all, name), path.join(i < 4 ? source : target, name), { recursive: true }));
+  fs.rmSync(all, { recursive: true, force: true });
+  log(`demo: synthetic data in ${path.join(out, 'data')} (source: ${SYNTHETIC_CLASS_NAMES.slice(0, 4).join(', ')}; target: ${SYNTHETIC_CLASS_NAMES.slice(4).join(', ')})`);
 }
