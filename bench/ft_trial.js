@@ -15,7 +15,6 @@ const os = require('os');
 const path = require('path');
 const ft = require('../dist/lib');
 
-const spec = JSON.parse(process.argv[2]);
 const log = (line) => process.stderr.write(`${line}\n`);
 
 function statusMB(field) {
@@ -275,7 +274,12 @@ async function kindDrift(s) {
 
 const KINDS = { step: kindStep, epoch: kindEpoch, loader: kindLoader, features: kindFeatures, drift: kindDrift };
 
+// bench/ddp_trial.js builds its ranks' batches and timings with the same helpers
+module.exports = { now, median, randomLabels, makeImages };
+if (require.main !== module) return;
+
 (async () => {
+  const spec = JSON.parse(process.argv[2]);
   ft.setNumThreads(spec.threads);
   ft.manualSeed(spec.seed ?? 0);
   const result = await KINDS[spec.kind](spec);

@@ -6,12 +6,14 @@
 // the median over repeats. Results: bench/results/latest.json and one table on stdout.
 // See bench/README.md for what each figure means.
 //
-//   node bench/run.js [--full] [--threads N] [--repeats N] [--only a,b] [--quiet-wait S] [--retries N] [--out FILE]
+//   node bench/run.js [--full] [--threads N] [--repeats N] [--only a,b] [--ddp] [--ddp-steps N] [--quiet-wait S] [--retries N] [--out FILE]
 //
-// Groups for --only: step, bf16, channels-last, blas, epoch, loader, features, drift.
+// Groups for --only: step, bf16, channels-last, blas, epoch, loader, features, drift, and ddp (only when
+// asked: --ddp is --only ddp; data-parallel on c10d, finetorch alone, its own table).
 const fs = require('fs');
 const os = require('os');
 const path = require('path');
+const net = require('net');
 const { spawn, execFileSync } = require('child_process');
 
 const ROOT = path.resolve(__dirname, '..');
@@ -38,11 +40,13 @@ function expertAllocators() {
 // dist/ in main(): cleared from every child's environment, and given to the diagnostic
 // "PyTorch expert + finetorch's thread-pool settings"
 let THREAD_POOL_DEFAULTS = {};
-const GROUPS = ['step', 'bf16', 'channels-last', 'blas', 'epoch', 'loader', 'features', 'drift'];
+const GROUPS = ['step', 'bf16', 'channels-last', 'blas', 'epoch', 'loader', 'features', 'drift', 'ddp'];
+// groups a plain `npm run bench` leaves out
+const ON_REQUEST = ['ddp'];
 
 // ---- arguments -----------------------------------------------------------------------------
 function parseArgs(argv) {
-  const opts = { full: false, threads: os.cpus().length, repeats: null, only: null, quietWait: 30, retries: 1, noiseLimit: 0.3, out: path.join(__dirname, 'results', 'latest.json') };
+  const opts = { full: false, threads: os.cpus().length, repeats: null, only: null, ddp: false, ddpSteps: null, quietWait: 30, retries: 1, noiseLimit: 0.3, out: path.join(__dirname, 'results', 'latest.json') };
   for (let i = 0; i < argv.length; i++) {
     const [flag, inline] = argv[i].split('=', 2);
     const value = () => (inline !== undefined ? inline : argv[++i]);
@@ -51,11 +55,13 @@ function parseArgs(argv) {
       case '--threads': opts.threads = Number(value()); break;
       case '--repeats': opts.repeats = Number(value()); break;
       case '--only': opts.only = value().split(',').map((s) => s.trim()).filter(Boolean); break;
+      case '--ddp': opts.ddp = true; break;
+      case '--ddp-steps': opts.ddpSteps = Number(value()); break;
       case '--quiet-wait': opts.quietWait = Number(value()); break;
       case '--retries': opts.retries = Number(value()); break;
       case '--out': opts.out = path.resolve(value()); break;
       case '-h': case '--help':
-        process.stdout.write(fs.readFileSync(__filename, 'utf8').split('\n').slice(2, 11).map((l) => l.replace(/^\/\/ ?/, '')).join('\n') + '\n');
+        process.stdout.write(fs.readFileSync(__filename, 'utf8').split('\n').slice(2, 12).map((l) => l.replace(/^\/\/ ?/, '')).join('\n') + '\n');
         process.exit(0);
         break;
       default:
@@ -64,11 +70,20 @@ function parseArgs(argv) {
   }
   if (!Number.isInteger(opts.threads) || opts.threads < 1) throw new Error(`--threads expects a positive integer, got ${opts.threads}`);
   for (const g of opts.only ?? []) if (!GROUPS.includes(g)) throw new Error(`--only: unknown group '${g}' (groups: ${GROUPS.join(', ')})`);
+  if (opts.ddpSteps !== null && (!Number.isInteger(opts.ddpSteps) || opts.ddpSteps < 1)) throw new Error(`--ddp-steps expects a positive integer, got ${opts.ddpSteps}`);
+  // --ddp alone runs the ddp group alone; with --only it adds it
+  if (opts.ddp) opts.only = [...new Set([...(opts.only ?? []), 'ddp'])];
   return opts;
 }
 
+// The ddp group: the demo's step (lib/experiment/demo.ts: ResNet-18 at 64², batch_size 16 per
+// process) on 2 ranks, a global batch of 32 against one process with that batch; --full: 224².
+// Warm-up 3: DDP's Reducer rebuilds its buckets after the first step.
+const DEMO_IMAGE_SIZE = 64;
+const DDP_COMMON = { arch: 'resnet18', numClasses: 101, worldSize: 2, batchPerRank: 16, warmup: 3, allReduce: { warmup: 2, repeats: 10 }, phases: ['reducer', 'flat', 'none'], repeats: 3 };
+
 // Small by default (a few minutes); --full is the table's real setting (224², batch 32, more repeats).
-function settings(full, repeatsOverride) {
+function settings(full, repeatsOverride, ddpSteps) {
   const s = full
     ? {
         step: { size: 224, batch: 32, train: { warmup: 2, steps: 6 }, eval: { warmup: 2, steps: 10 }, repeats: 3, variantRepeats: 2 },
@@ -76,6 +91,7 @@ function settings(full, repeatsOverride) {
         loader: { images: 'all', size: 224, batch: 32, epochs: 3 },
         features: { classes: 'all', size: 224, resize: 256, batch: 32, epochs: 50, measureEpochs: 3, trainPerClass: 5, testPerClass: 3 },
         drift: { full: { arch: 'resnet18', size: 32, batch: 8, steps: 2000 }, head: { steps: 2000, batch: 32, cacheRows: 512 }, warmupSteps: 200, sampleEvery: 50, maxSeconds: 300 },
+        ddp: { ...DDP_COMMON, size: 224, steps: 8 },
       }
     : {
         step: { size: 112, batch: 32, train: { warmup: 2, steps: 4 }, eval: { warmup: 2, steps: 8 }, repeats: 3, variantRepeats: 1 },
@@ -83,8 +99,13 @@ function settings(full, repeatsOverride) {
         loader: { images: 256, size: 224, batch: 32, epochs: 3 },
         features: { classes: 20, size: 112, resize: 128, batch: 32, epochs: 50, measureEpochs: 3, trainPerClass: 5, testPerClass: 3 },
         drift: { full: { arch: 'resnet18', size: 32, batch: 8, steps: 2000 }, head: { steps: 2000, batch: 32, cacheRows: 512 }, warmupSteps: 200, sampleEvery: 50, maxSeconds: 150 },
+        ddp: { ...DDP_COMMON, size: DEMO_IMAGE_SIZE, steps: 20 },
       };
-  if (repeatsOverride) s.step.repeats = repeatsOverride;
+  if (repeatsOverride) {
+    s.step.repeats = repeatsOverride;
+    s.ddp.repeats = repeatsOverride;
+  }
+  if (ddpSteps) s.ddp.steps = ddpSteps;
   return s;
 }
 
@@ -140,11 +161,15 @@ function pssKB(pid) {
 }
 
 // ---- running one trial --------------------------------------------------------------------------
-// what to clean up when the bench is interrupted: the running child and the temporary folder
-const current = { child: null, tmp: null };
+// what to clean up when the bench is interrupted: the running child or ranks and the temporary folder
+const current = { child: null, ranks: [], tmp: null };
+function killRanks() {
+  for (const rank of current.ranks) if (rank.exitCode === null && rank.signalCode === null) rank.kill('SIGKILL');
+}
 for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
   process.on(signal, () => {
     if (current.child) current.child.kill('SIGKILL');
+    killRanks();
     if (current.tmp) fs.rmSync(current.tmp, { recursive: true, force: true });
     process.stderr.write(`bench interrupted (${signal})\n`);
     process.exit(130);
@@ -224,6 +249,72 @@ async function runChild(trial, opts, log) {
     otherCores: Math.max(0, machineCoresBusy - treeCpuSeconds / wall),
     loadBefore,
     ...(trial.pss ? { peakTreePssMB: peakPssKB / 1024 } : {}),
+  };
+}
+
+/** A port nothing listens on now (the kernel's choice), for a process group's rendezvous. */
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address();
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+/**
+ * Runs one trial of `trial.ranks` processes of bench/ddp_trial.js with torchrun's environment on a
+ * free loopback port. When one rank fails the others are stopped (they would wait for it until
+ * the group's timeout). Resolves with rank 0's BENCH_RESULT plus wall time, the ranks' CPU and
+ * other processes' CPU.
+ */
+async function runRanks(trial, opts, log) {
+  const loadBefore = await waitQuiet(opts, log);
+  const port = await freePort();
+  const started = Date.now();
+  const cpu0 = cpuTimes();
+  const worldSize = trial.ranks;
+  current.ranks = Array.from({ length: worldSize }, (_, rank) => spawn(process.execPath, [path.join(__dirname, 'ddp_trial.js'), JSON.stringify(trial.spec)], {
+    cwd: ROOT,
+    env: childEnv({
+      ...trial.env,
+      RANK: String(rank), WORLD_SIZE: String(worldSize), LOCAL_RANK: String(rank), LOCAL_WORLD_SIZE: String(worldSize), MASTER_ADDR: '127.0.0.1', MASTER_PORT: String(port),
+    }),
+    stdio: ['ignore', 'pipe', 'pipe'],
+  }));
+  const exits = await Promise.all(current.ranks.map((child, rank) => new Promise((resolve) => {
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => (stderr += d));
+    child.on('close', (code, signal) => {
+      if (code !== 0) killRanks();
+      resolve({ rank, code, signal, stdout, stderr });
+    });
+  })));
+  current.ranks = [];
+  const wall = (Date.now() - started) / 1000;
+  const cpu1 = cpuTimes();
+  const failed = exits.filter((e) => e.code !== 0 || !e.stdout.includes('BENCH_RESULT '));
+  if (failed.length > 0) {
+    // the first to fail says why; the others were stopped because of it
+    const first = failed.find((e) => e.code !== 0 && e.signal === null) ?? failed[0];
+    throw new Error(`${trial.name} [${trial.side}] rank ${first.rank} failed (exit ${first.code ?? first.signal}):\n${first.stderr.split('\n').slice(-25).join('\n')}`);
+  }
+  const results = exits.map((e) => JSON.parse(e.stdout.split('\n').find((l) => l.startsWith('BENCH_RESULT ')).slice('BENCH_RESULT '.length)));
+  const cores = os.cpus().length;
+  const machineCoresBusy = (cores * (cpu1.busy - cpu0.busy)) / Math.max(1, cpu1.total - cpu0.total);
+  const treeCpuSeconds = results.reduce((a, r) => a + r.cpuSeconds, 0);
+  return {
+    ...results[0],
+    rankCpuSeconds: results.map((r) => r.cpuSeconds),
+    rankPeakRssMB: results.map((r) => r.peakRssMB),
+    wallSeconds: wall,
+    treeCpuSeconds,
+    otherCores: Math.max(0, machineCoresBusy - treeCpuSeconds / wall),
+    loadBefore,
   };
 }
 
@@ -307,8 +398,8 @@ function table(rows, headers) {
 // ---- main -----------------------------------------------------------------------------------------
 async function main() {
   const opts = parseArgs(process.argv.slice(2));
-  const s = settings(opts.full, opts.repeats);
-  const want = (g) => !opts.only || opts.only.includes(g);
+  const s = settings(opts.full, opts.repeats, opts.ddpSteps);
+  const want = (g) => (opts.only ? opts.only.includes(g) : !ON_REQUEST.includes(g));
   const log = (line) => process.stderr.write(`${line}\n`);
 
   const distIndex = path.join(ROOT, 'dist', 'lib', 'index.js');
@@ -321,7 +412,9 @@ async function main() {
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'finetorch-bench-'));
   current.tmp = tmp;
   const info = ft.runtimeInfo();
-  const pyVersions = execFileSync(PYTHON, ['-c', 'import torch, torchvision; print(torch.__version__, torchvision.__version__)'], { encoding: 'utf8' }).trim().split(' ');
+  // the ddp group is finetorch alone: PyTorch is only needed by the others
+  const needsPython = GROUPS.some((g) => g !== 'ddp' && want(g));
+  const pyVersions = needsPython ? execFileSync(PYTHON, ['-c', 'import torch, torchvision; print(torch.__version__, torchvision.__version__)'], { encoding: 'utf8' }).trim().split(' ') : ['not run', 'not run'];
   const meta = {
     date: new Date().toISOString(),
     mode: opts.full ? 'full' : 'default',
@@ -474,14 +567,29 @@ async function main() {
     if (opts.full) add('drift-full', 'ftTuned', { ...base, ...d.full }, tuned);
   }
 
+  // data-parallel on c10d: the demo's step on one process with as many threads as there are ranks,
+  // against that many processes of 1 thread each (DDP's Reducer, flat buckets after backward, no
+  // gradient sync) and the all-reduce of the gradients' size; one pair of trials per repeat
+  if (want('ddp')) {
+    const d = s.ddp;
+    const globalBatch = d.batchPerRank * d.worldSize;
+    for (let r = 0; r < d.repeats; r++) {
+      add('ddp-1proc', 'ft', { kind: 'step', arch: d.arch, mode: 'train', size: d.size, batch: globalBatch, numClasses: d.numClasses, channelsLast: true, warmup: d.warmup, steps: d.steps, threads: d.worldSize });
+      // alternate which gradient sync goes first, so neither always runs on the fresher process
+      const phases = r % 2 === 0 ? d.phases : [...d.phases].reverse();
+      add('ddp', 'ranks', { arch: d.arch, numClasses: d.numClasses, size: d.size, batchPerRank: d.batchPerRank, warmup: d.warmup, steps: d.steps, phases, allReduce: d.allReduce, threads: 1 }, { ranks: d.worldSize });
+    }
+  }
+
   const started = Date.now();
   for (let i = 0; i < trials.length; i++) {
     const t = trials[i];
-    let r = await runChild(t, opts, log);
+    const run = t.ranks ? runRanks : runChild;
+    let r = await run(t, opts, log);
     // other processes took CPU during the trial: run it again (up to --retries times), keep the cleanest
     for (let attempt = 0; attempt < opts.retries && r.otherCores > opts.noiseLimit; attempt++) {
       log(`    other processes used ${fmt(r.otherCores, 2)} cores during ${t.name} [${t.side}]: running it again`);
-      const again = await runChild(t, opts, log);
+      const again = await run(t, opts, log);
       if (again.otherCores < r.otherCores) r = { ...again, attempts: attempt + 2 };
     }
     (results[t.name] ??= {})[t.side] ??= [];
@@ -664,6 +772,34 @@ async function main() {
     });
   }
 
+  // data-parallel: its own table (finetorch alone, no PyTorch column). Per-trial ratios are taken
+  // within one pair of rank processes (paired), then the median over the repeats.
+  const ddpFigures = [];
+  if (results.ddp) {
+    const d = s.ddp;
+    const globalBatch = d.batchPerRank * d.worldSize;
+    const phase = (name, f) => med('ddp', 'ranks', (r) => (r.phases[name] ? f(r.phases[name]) : NaN));
+    const allReduce = (r) => r.allReduce.medianSeconds;
+    const one = med('ddp-1proc', 'ft', ips);
+    const oneStep = med('ddp-1proc', 'ft', (r) => r.stepSeconds.reduce((a, b) => a + b, 0) / r.stepSeconds.length);
+    const r0 = pick('ddp', 'ranks')[0];
+    const mb = r0.allReduce.bytes / 1e6;
+    const mode = r0.phases.reducer?.mode ?? 'reducer';
+    const dfig = (f) => ddpFigures.push({ noise: noisy(f.trials ?? 'ddp'), ...f });
+    const procs = `${d.worldSize} processes × 1 thread, ${d.batchPerRank} each`;
+    dfig({ id: 'ddp-1proc', trials: 'ddp-1proc', figure: `1 process × ${d.worldSize} threads, batch ${globalBatch}: img/s`, unit: 'img/s', value: one, stepSeconds: oneStep });
+    for (const [name, label] of [['reducer', `DDP's Reducer (all-reduce overlaps backward)${mode === 'reducer' ? '' : ` [this libtorch: ${mode}]`}`], ['flat', 'flat buckets after backward (no overlap)'], ['none', 'no gradient sync (compute only)']]) {
+      const v = phase(name, (p) => p.imgPerSec);
+      dfig({ id: `ddp-${name}`, figure: `${procs}, ${label}: global img/s (× one process)`, unit: 'img/s', value: v, vsOneProcess: v / one, stepSeconds: phase(name, (p) => p.meanStepSeconds) });
+    }
+    dfig({ id: 'ddp-allreduce', figure: `all-reduce of ${fmt(mb, 1)} MB float32 (the gradients: ${r0.allReduce.values.toLocaleString('en-US')} values), ${d.worldSize} ranks, Gloo loopback: ms`, unit: 'ms', value: med('ddp', 'ranks', allReduce) * 1000 });
+    dfig({ id: 'ddp-allreduce-per-step', figure: 'all-reduce time ÷ DDP step time (Reducer)', unit: 'ratio', value: med('ddp', 'ranks', (r) => allReduce(r) / r.phases.reducer.meanStepSeconds) });
+    dfig({ id: 'ddp-allreduce-per-compute', figure: 'all-reduce time ÷ step time without communication', unit: 'ratio', value: med('ddp', 'ranks', (r) => allReduce(r) / r.phases.none.meanStepSeconds) });
+    dfig({ id: 'ddp-overlap-gain', figure: "overlap's gain: flat-bucket step − Reducer step: ms", unit: 'ms', value: med('ddp', 'ranks', (r) => (r.phases.flat.meanStepSeconds - r.phases.reducer.meanStepSeconds) * 1000) });
+    dfig({ id: 'ddp-overlap-hidden', figure: "share of the all-reduce the overlap hid: (flat − Reducer) ÷ all-reduce", unit: 'ratio', value: med('ddp', 'ranks', (r) => (r.phases.flat.meanStepSeconds - r.phases.reducer.meanStepSeconds) / allReduce(r)) });
+    dfig({ id: 'ddp-communication', figure: 'communication left in the Reducer step: Reducer step − step without sync: ms', unit: 'ms', value: med('ddp', 'ranks', (r) => (r.phases.reducer.meanStepSeconds - r.phases.none.meanStepSeconds) * 1000) });
+  }
+
   // ---- output -------------------------------------------------------------------------------------
   const totalMinutes = (Date.now() - started) / 60000;
   const digits = (f) => (f.unit === 'ratio' ? 3 : f.unit === 'MB' ? 0 : 2);
@@ -706,14 +842,31 @@ async function main() {
     // per-step process counters of the step figures: page faults, context switches, CPU seconds
     figures.filter((f) => f.perStep).map((f) => `${f.id} per step (minor faults / voluntary + involuntary context switches / CPU s): ${f.perStep.map((p) => `${p.side} ${fmt(p.faults, 0)} / ${fmt(p.vcsw, 0)} + ${fmt(p.ivcsw, 0)} / ${fmt(p.cpu, 3)}`).join('; ')}\n`).join('') +
     figures.filter((f) => Number.isFinite(f.pytorchThreads)).map((f) => `${f.id}: PyTorch with ${threadsAllocator.label} plus finetorch's thread-pool settings (${Object.entries(THREAD_POOL_DEFAULTS).map(([k, v]) => `${k}=${v}`).join(' ')}): ${fmt(f.pytorchThreads)} img/s; finetorch ÷ that ${fmt(f.finetorch / f.pytorchThreads)}\n`).join('');
-  process.stdout.write(`${text}\n`);
+  let ddpText = '';
+  if (ddpFigures.length > 0) {
+    const d = s.ddp;
+    const stepMs = (f) => (Number.isFinite(f.stepSeconds) ? fmt(f.stepSeconds * 1000, 1) : '');
+    const ddpRows = ddpFigures.map((f) => [
+      f.figure,
+      `${fmt(f.value, f.unit === 'ratio' ? 3 : f.unit === 'ms' ? 1 : 2)}${Number.isFinite(f.vsOneProcess) ? ` (×${fmt(f.vsOneProcess, 2)})` : ''}`,
+      stepMs(f),
+      f.noise.disturbed > 0 ? `${f.noise.disturbed}/${f.noise.of} (${fmt(f.noise.max, 2)})` : '',
+    ]);
+    ddpText = `data-parallel on c10d (Gloo, loopback) — ${d.arch === 'resnet18' ? 'ResNet-18' : d.arch} ${d.size}², global batch ${d.batchPerRank * d.worldSize}, every layer trained, channels-last, SGD momentum 0.9; ` +
+      `${d.warmup} warm-up + ${d.steps} timed steps, median of ${d.repeats} process pairs; ${meta.cores} cores (${meta.cpu}), libtorch ${meta.libtorch}\n\n` +
+      `${table(ddpRows, ['figure', 'value', 'step ms', 'busy'])}\n\n` +
+      "step ms: the mean step (global batch ÷ img/s); a distributed step is the slowest rank's, all ranks starting it together after a barrier. Ratios are taken within each process pair, then the median.\n";
+  }
+  const output = (figures.length > 0 ? `${text}\n` : '') + ddpText;
+  process.stdout.write(`${output}\n`);
   fs.mkdirSync(path.dirname(opts.out), { recursive: true });
-  fs.writeFileSync(opts.out, JSON.stringify({ meta, figures, table: text, trials: results, data: data.missing ? { missing: data.missing } : data }, null, 1));
+  fs.writeFileSync(opts.out, JSON.stringify({ meta, figures, ...(ddpFigures.length > 0 ? { ddp: { settings: s.ddp, figures: ddpFigures } } : {}), table: output, trials: results, data: data.missing ? { missing: data.missing } : data }, null, 1));
   log(`wrote ${path.relative(process.cwd(), opts.out)}`);
   fs.rmSync(tmp, { recursive: true, force: true });
 }
 
 main().catch((error) => {
+  killRanks();
   if (current.tmp) fs.rmSync(current.tmp, { recursive: true, force: true });
   process.stderr.write(`${error && error.stack ? error.stack : error}\n`);
   process.exit(1);
