@@ -151,8 +151,7 @@ async function runPhaseIn(config: PhaseConfig, hooks: RunHooks): Promise<PhaseRe
   // the thread count is process-wide: set for this phase, and the caller's put back after it;
   // the processes of a distributed run on one machine share its cores
   const callerThreads = getNumThreads();
-  const sharing = hooks.group?.localWorldSize ?? 1;
-  setNumThreads(config.threads ?? (Number(process.env.OMP_NUM_THREADS) > 0 && sharing > 1 ? Number(process.env.OMP_NUM_THREADS) : Math.max(1, Math.floor(os.cpus().length / sharing))));
+  setNumThreads(config.threads ?? (hooks.group ? workerThreads(hooks.group) : Math.max(1, os.cpus().length)));
   manualSeed(config.seed);
   const run = await setUpPhase(config, hooks);
   try {
@@ -373,7 +372,7 @@ async function trainOneEpoch(run: PhaseRun, epoch: number) {
     // the global rate: every rank trains as many images at about this pace
     const rate = (ranks * top1.count) / ((Date.now() - epochStart) / 1000);
     progress.update(done, { loss: losses.average.toFixed(4), top1: pct(top1.average), 'img/s': rate.toFixed(1) });
-    if (run.hooks.signal?.aborted) {
+    if (await stopRequested(run)) {
       await saveCheckpoint(run, epoch, false);
       throw new InterruptedError(folder.last);
     }
@@ -393,6 +392,29 @@ async function trainOneEpoch(run: PhaseRun, epoch: number) {
   const [loss, hits1, hits5, images] = sums.toTypedArray() as Float64Array;
   sums.dispose();
   return { loss: loss / images, top1: hits1 / images, top5: hits5 / images, images, seconds, progress };
+}
+
+/**
+ * Ctrl-C (or the launcher's forwarded signal): every rank of a distributed run stops after the
+ * same step, so rank 0 writes its checkpoint while the others wait, instead of a rank that
+ * stopped first looking lost to the rest. One all-reduce of one number per step.
+ */
+async function stopRequested(run: PhaseRun): Promise<boolean> {
+  const here = run.hooks.signal?.aborted === true;
+  const group = run.role.group;
+  if (!group) return here;
+  const flag = tensor(Float32Array.of(here ? 1 : 0), [1]);
+  await group.allReduce(flag, 'max');
+  const anywhere = (flag.toTypedArray() as Float32Array)[0] > 0;
+  flag.dispose();
+  return anywhere;
+}
+
+/** Intra-op threads of a distributed worker: OMP_NUM_THREADS (our launcher sets it), else its share of the cores. */
+function workerThreads(group: ProcessGroup): number {
+  const omp = Number(process.env.OMP_NUM_THREADS);
+  if (Number.isInteger(omp) && omp > 0) return omp;
+  return Math.max(1, Math.floor(os.cpus().length / group.localWorldSize));
 }
 
 function keptCheckpoint(folder: RunFolder): string {

@@ -46,12 +46,12 @@ function startTraining(name: string, epochs: number, port: number): RunningRank[
   return ranks;
 }
 
-/** Kills `victim` once rank 0 has written a checkpoint (the run is then in its next epoch). */
-async function killAfterFirstCheckpoint(name: string, ranks: RunningRank[], victim: number): Promise<number> {
+/** Signals `victim` (and `others`) once rank 0 has written a checkpoint (the run is then in its next epoch). */
+async function killAfterFirstCheckpoint(name: string, ranks: RunningRank[], victim: number, signal: NodeJS.Signals = 'SIGKILL', others: number[] = []): Promise<number> {
   const checkpoints = path.join(dir, 'runs', name, 'checkpoints');
   const anyExit = Promise.race(ranks.map((r) => r.exited));
   await whenInFolder(checkpoints, () => (fs.existsSync(path.join(checkpoints, 'last.pth')) ? true : undefined), anyExit, 'last.pth');
-  ranks[victim].child.kill('SIGKILL');
+  for (const r of [victim, ...others]) ranks[r].child.kill(signal);
   return Date.now();
 }
 
@@ -109,6 +109,19 @@ describeRanks('a lost rank', () => {
     const results = JSON.parse(fs.readFileSync(path.join(runDir, 'results.json'), 'utf8'));
     expect(results.epochs).toBe(checkpoint.epoch + 1);
     expect(results.test.count).toBe(16);
+  }, 240_000);
+});
+
+describeRanks('Ctrl-C in a distributed run', () => {
+  test('SIGINT to every rank (as the launcher forwards it): all stop after the same step, rank 0 writes last.pth, exit 130', async () => {
+    const ranks = startTraining('interrupted', 40, await freePort());
+    await killAfterFirstCheckpoint('interrupted', ranks, 0, 'SIGINT', [1]);
+    const exits = await allExited(ranks);
+    expect(exits.map((e) => e.code)).toEqual([130, 130]);
+    expect(exits[0].stderr).toMatch(/interrupted: the current step finished and .*last\.pth was written; continue with --resume/);
+    for (const e of exits) expect(e.stderr).not.toMatch(/lost rank/);
+    const checkpoint = await loadCheckpoint(path.join(dir, 'runs', 'interrupted', 'checkpoints', 'last.pth'));
+    expect(checkpoint.step).toBeGreaterThan(0);
   }, 240_000);
 });
 
