@@ -1,6 +1,6 @@
 // The layers of finetorch and what each may import (docs/architecture.md draws them):
-//   utils  <-  binding  <-  tensor, runtime  <-  models, data, download, report  <-  training (models)
-//          <-  experiment  <-  serve, doctor  <-  lib/index.ts, scripts/ (the CLI); export sits beside training
+//   utils  <-  binding  <-  tensor, runtime  <-  models, data, download, report  <-  distributed (models)
+//          <-  training (models, distributed)  <-  experiment  <-  serve, doctor  <-  lib/index.ts, scripts/ (the CLI); export sits beside training
 // `npm test` runs this through test/architecture.test.ts: any cycle or upward import fails it.
 const layer = (name, from, forbidden) => ({
   name,
@@ -15,12 +15,14 @@ module.exports = {
     { name: 'no-circular', severity: 'error', comment: 'import cycles make the order of initialisation and of reading fragile', from: {}, to: { circular: true } },
     layer('utils-is-the-bottom', '^lib/utils/', ['lib/(?!utils/)', 'binding/', 'scripts/']),
     layer('binding-under-lib', '^binding/', ['lib/', 'scripts/']),
-    layer('tensor-runtime-under-modules', '^lib/(tensor|runtime)\\.ts$', ['lib/(models|training|data|download|report|experiment)/', 'lib/index\\.ts', 'scripts/']),
-    layer('models-under-training', '^lib/models/', ['lib/(training|data|download|report|experiment)/', 'lib/index\\.ts', 'scripts/']),
+    layer('tensor-runtime-under-modules', '^lib/(tensor|runtime)\\.ts$', ['lib/(models|training|data|download|report|experiment|distributed)/', 'lib/index\\.ts', 'scripts/']),
+    layer('models-under-training', '^lib/models/', ['lib/(training|data|download|report|experiment|distributed)/', 'lib/index\\.ts', 'scripts/']),
     layer('training-under-experiment', '^lib/training/', ['lib/(data|download|report|experiment)/', 'lib/index\\.ts', 'scripts/']),
-    layer('data-under-experiment', '^lib/data/', ['lib/(models|training|download|report|experiment)/', 'lib/index\\.ts', 'scripts/']),
-    layer('download-stands-alone', '^lib/download/', ['lib/(models|training|data|report|experiment)/', 'lib/(tensor|runtime)\\.ts', 'lib/index\\.ts', 'scripts/']),
-    layer('report-writers-know-no-training', '^lib/report/', ['lib/(models|training|download|experiment)/', 'lib/(tensor|runtime)\\.ts', 'lib/index\\.ts', 'scripts/']),
+    layer('data-under-experiment', '^lib/data/', ['lib/(models|training|download|report|experiment|distributed)/', 'lib/index\\.ts', 'scripts/']),
+    layer('download-stands-alone', '^lib/download/', ['lib/(models|training|data|report|experiment|distributed)/', 'lib/(tensor|runtime)\\.ts', 'lib/index\\.ts', 'scripts/']),
+    layer('report-writers-know-no-training', '^lib/report/', ['lib/(models|training|download|experiment|distributed)/', 'lib/(tensor|runtime)\\.ts', 'lib/index\\.ts', 'scripts/']),
+    // c10d process groups and gradient averaging: on models, under the train step that uses them
+    layer('distributed-under-training', '^lib/distributed/', ['lib/(training|data|download|report|experiment|export)/', 'lib/index\\.ts', 'scripts/']),
     layer('experiment-under-cli', '^lib/experiment/', ['lib/index\\.ts', 'scripts/']),
     layer('export-beside-training', '^lib/export/', ['lib/(training|download|report|experiment)/', 'lib/index\\.ts', 'scripts/']),
     // the doctor looks at every layer; only the CLI and lib/index.ts look at it

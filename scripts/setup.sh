@@ -58,7 +58,7 @@ if command -v dpkg >/dev/null 2>&1 && dpkg -s libtorch-dev >/dev/null 2>&1 &&
   if can_apt; then apt_install libopenblas0-pthread; else say "tip: apt-get install libopenblas0-pthread (faster BLAS)"; fi
 fi
 # gloo's headers: libtorch's c10d needs them for distributed training (Debian's libtorch-dev has
-# the library code but not these headers; official zips and pip torch ship them)
+# the library code but not these headers, nor does pip torch)
 if command -v dpkg >/dev/null 2>&1 && dpkg -s libtorch-dev >/dev/null 2>&1 && ! dpkg -s libgloo-dev >/dev/null 2>&1; then
   if can_apt; then apt_install libgloo-dev; else say "tip: apt-get install libgloo-dev (distributed training: finetorch train --nproc-per-node)"; fi
 fi

@@ -65,7 +65,7 @@ Group::Group(const GroupOptions& options) : options_(options) {
                              seconds(options.timeout) + ": " + messageOf(error) + " (is rank 0 running, and MASTER_ADDR/MASTER_PORT right?)");
   }
   // every rank checks in, so the missing ones are named instead of a bare timeout
-  store_->set(joinedKey(options.rank), {1});
+  store_->set(joinedKey(options.rank), std::vector<uint8_t>{1});
   std::vector<std::string> everyone;
   for (int r = 0; r < options.worldSize; r++) everyone.push_back(joinedKey(r));
   try {
