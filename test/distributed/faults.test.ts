@@ -156,6 +156,11 @@ describeC10d('joining a run', () => {
     );
   }, 60_000);
 
+  test('a backend this libtorch lacks is a clear error at start', async () => {
+    if (support.backends.includes('nccl')) return; // a CUDA build with NCCL: nothing to refuse
+    await expect(ProcessGroup.init({ rank: 0, worldSize: 1, backend: 'nccl' })).rejects.toThrow(/this libtorch has no NCCL \(backends here: gloo\): use backend gloo/);
+  });
+
   test('options are checked before anything starts', async () => {
     await expect(ProcessGroup.init({ rank: 2, worldSize: 2 })).rejects.toThrow(/rank/);
     await expect(ProcessGroup.init({ rank: 0, worldSize: 0 })).rejects.toThrow(/Expected positive integer for worldSize but received 0/);
