@@ -171,6 +171,19 @@ function cuda(f: DoctorFacts): Finding[] {
   return out;
 }
 
+function distributed(f: DoctorFacts): Finding[] {
+  const d = f.distributed;
+  if (!d) return [{ area: 'distributed', status: 'info', detail: 'unknown: libtorch did not load' }];
+  if (!d.c10d) {
+    return [{
+      area: 'distributed', status: 'warn', detail: 'this build has no c10d (gloo\'s headers were missing when it was built): --nproc-per-node, torchrun and srun runs fail at start',
+      fix: 'apt-get install libgloo-dev (or put gloo\'s headers beside your libtorch), then npm run build:native',
+    }];
+  }
+  const how = d.gradientSync === 'reducer' ? "gradients by DDP's Reducer (all-reduce during backward)" : 'gradients in flat buckets after backward (this libtorch\'s Reducer is not driven from C++)';
+  return [{ area: 'distributed', status: 'ok', detail: `c10d with ${d.backends.join(', ')}; ${how}` }];
+}
+
 function malloc(f: DoctorFacts): Finding[] {
   const out: Finding[] = [];
   const e = f.env;
@@ -234,6 +247,6 @@ export function diagnose(facts: DoctorFacts): Finding[] {
   return [
     { area: 'node', status: 'ok', detail: `${facts.node} on ${facts.platform}` },
     ...environment(facts),
-    ...libtorch(facts), ...blas(facts), ...threads(facts), ...cpu(facts), ...cuda(facts), ...malloc(facts), ...sharp(facts), ...weights(facts), ...config(facts),
+    ...libtorch(facts), ...blas(facts), ...threads(facts), ...cpu(facts), ...cuda(facts), ...distributed(facts), ...malloc(facts), ...sharp(facts), ...weights(facts), ...config(facts),
   ];
 }

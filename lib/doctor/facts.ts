@@ -6,6 +6,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { loadedAddon, native, type ThreadPoolSettings } from '../../binding';
+import { distributedSupport } from '../distributed/process-group';
 import { hashFile } from '../download/fetch-file';
 import { hubCacheDir, IMAGENET_WEIGHTS, hashPrefixFromName, type WeightsArch } from '../download/weights';
 import { resolveConfig } from '../experiment/config';
@@ -49,6 +50,8 @@ export interface DoctorFacts {
   cuda: CudaLibraries & { gpuDeviceFiles: string[] };
   allocator: { kind: AllocatorKind; file: string } | undefined;
   cpuCache: CpuCacheInfo | undefined;
+  /** What the addon was built with for distributed training (undefined when it did not load). */
+  distributed: { c10d: boolean; backends: string[]; gradientSync: string | null } | undefined;
   sharp: { sharp: string | undefined; vips: string | undefined; error: string | undefined };
   weights: { dir: string; files: WeightsFileFact[]; partial: string[]; other: string[]; verified: boolean };
   config: { file: string; device: string | undefined; threads: number | null | undefined; error: string | undefined };
@@ -208,6 +211,7 @@ export async function gatherFacts(options: GatherOptions = {}): Promise<DoctorFa
     cuda: { ...cudaLibraries(libraries), gpuDeviceFiles },
     allocator: replacementAllocator(libraries),
     cpuCache: runtime ? cpuCacheInfo() : undefined,
+    distributed: runtime ? distributedSupport() : undefined,
     sharp: sharpFacts(),
     weights: await weightsFacts(env, options.verify ?? false),
     config: configFacts(options.config),

@@ -84,6 +84,15 @@ describe('diagnose', () => {
     expect(p.detail).toContain('cannot open shared object file');
   });
 
+  test("distributed: c10d with its backends and DDP's Reducer is ok; a build without c10d is a warning that says to install libgloo-dev", () => {
+    const facts = healthy();
+    expect(diagnose(facts).find((f) => f.area === 'distributed')).toMatchObject({ status: 'ok', detail: "c10d with gloo; gradients by DDP's Reducer (all-reduce during backward)" });
+    facts.distributed = { c10d: false, backends: [], gradientSync: null };
+    const warning = diagnose(facts).find((f) => f.area === 'distributed');
+    expect(warning).toMatchObject({ status: 'warn' });
+    expect(warning!.fix).toMatch(/apt-get install libgloo-dev.*npm run build:native/);
+  });
+
   test('malloc and the CPU block cache turned off are warnings; sharp not loading and corrupt weights are problems', () => {
     const facts = healthy();
     facts.env = { FINETORCH_MALLOC_TUNING: '0', FINETORCH_CPU_CACHE: '0' };

@@ -22,6 +22,7 @@ export function healthyFacts(): DoctorFacts {
     cuda: { cudart: undefined, cudnn: undefined, nccl: undefined, cublas: undefined, gpuDeviceFiles: [] },
     allocator: undefined,
     cpuCache: { installed: true, cachedBytes: 0, limitBytes: 4 * 1024 ** 3, hits: 0 },
+    distributed: { c10d: true, backends: ['gloo'], gradientSync: 'reducer' },
     sharp: { sharp: '0.35.5', vips: '8.18.7', error: undefined },
     weights: { dir: '/root/.cache/torch/hub/checkpoints', files: [{ arch: 'resnet18', file: 'resnet18-f37072fd.pth', present: false }], partial: [], other: [], verified: false },
     config: { file: 'configs/base.yaml', device: 'auto', threads: null, error: undefined },
