@@ -32,7 +32,11 @@ export interface GradientSyncOptions {
 
 /** Averages a model's gradients across the ranks; pass it to trainStep as `gradientSync`. */
 export class GradientSync {
-  constructor(readonly native: NativeGradientSync) {}
+  constructor(
+    readonly native: NativeGradientSync,
+    /** The model whose parameters it averages: trainStep refuses it for any other model. */
+    readonly model: Model,
+  ) {}
   /** 'reducer' (DDP's Reducer) or 'flat-buckets'. */
   get mode(): string {
     return this.native.mode;
@@ -150,7 +154,7 @@ export class ProcessGroup {
       bucketCapMb: numberInRange('bucketCapMb', options.bucketCapMb ?? 25, 0.001, 4096),
       flatBuckets: options.flatBuckets === true,
     });
-    return new GradientSync(sync);
+    return new GradientSync(sync, model);
   }
 
   /**

@@ -110,6 +110,10 @@ export async function trainStep(model: Model, optimizer: Optimizer, images: Tens
   if (!(optimizer instanceof Optimizer)) throw invalid('Optimizer', 'optimizer', optimizer);
   const opts = stepOptions(model, options, images?.device ?? 'cpu', ['gradientSync']);
   if (options.gradientSync !== undefined && !(options.gradientSync instanceof GradientSync)) throw invalid('GradientSync', 'gradientSync', options.gradientSync);
+  // another model's sync would average nothing of this one's gradients, silently
+  if (options.gradientSync !== undefined && options.gradientSync.model !== model) {
+    throw new Error('Expected the GradientSync made for this model (ProcessGroup.gradientSync(model)) but received one made for another model');
+  }
   opts.gradientSync = options.gradientSync?.native ?? null;
   validateInputs(model, images, opts.features);
   validateLabels(labels, images.shape[0], model.numClasses);

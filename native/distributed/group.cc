@@ -113,9 +113,10 @@ void Group::abandon() {
   }
   heartbeatWake_.notify_all();
   if (heartbeat_.joinable()) heartbeat_.join();
-  // deliberately leaked: see the header
-  new c10::intrusive_ptr<CollectiveBackend>(std::move(backend_));
-  new c10::intrusive_ptr<c10d::Store>(std::move(store_));
+  // one extra reference each, deliberately leaked (see the header): never destroyed, while work
+  // already queued (and a flat-bucket sync) can still reach them and fail cleanly
+  new c10::intrusive_ptr<CollectiveBackend>(backend_);
+  new c10::intrusive_ptr<c10d::Store>(store_);
 }
 
 // Its own store connection, so a collective blocked on the compute thread never delays it.

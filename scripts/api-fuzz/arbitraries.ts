@@ -110,7 +110,35 @@ function makeGenerators(wild: boolean): Generators {
     labelSmoothing: or(one(0, 0.1)), amp: or(one(false, true, 'bf16', 'fp16')), features: bool,
     classWeights: wild ? or(fc.oneof(one({ randn: [3] }, { randn: [2] }), ref('tensor'))) : fc.constant(U), // [3] fits only 3 classes
   };
-  const trainStepOptions = or(obj({}, { ...commonStepOptions, clipGradNorm: or(one(0, 1, 1e-8)), gradStatsBins: or(one(0, 4)), scaler: ref('scaler') }), 8);
+  const trainStepOptions = or(
+    obj({}, { ...commonStepOptions, clipGradNorm: or(one(0, 1, 1e-8)), gradStatsBins: or(one(0, 4)), scaler: ref('scaler'), gradientSync: or(ref('sync')) }),
+    8,
+  );
+  /** Tensors for collectives: small fresh ones (float32, int64), or any tensor of the sequence (any dtype, shape, state). */
+  const collectiveTensor: A = or(
+    fc.oneof(
+      { weight: 2, arbitrary: one({ randn: [2] }, { randn: [3, 2] }, { randn: [0] }, { labels: [1, 2] }) },
+      { weight: 3, arbitrary: ref('tensor') },
+    ),
+  );
+  const root = or(one(0, 0, 0, 1, -1, 0.5));
+  const masterPort = or(one('free', 'free', 'free', 'free', 'free', 'free', 'busy', 0, 65536));
+  const groupOptions = or(
+    fc.oneof(
+      { weight: 6, arbitrary: obj({ rank: fc.constant(0), worldSize: fc.constant(1), masterPort: fc.constant('free'), timeoutSeconds: fc.constant(5) }, { masterAddr: one('127.0.0.1', 'localhost') }) },
+      {
+        weight: 3,
+        arbitrary: obj(
+          { rank: or(one(0, 0, 0, 1, -1, 0.5)), worldSize: or(one(1, 1, 1, 2, 0)), masterPort, timeoutSeconds: or(one(5, 5, 0.2, 0, -1)) },
+          {
+            localRank: or(one(0, 1)), localWorldSize: or(one(1, 2, 0)), masterAddr: or(one('127.0.0.1', 'localhost', '', '256.1.1.1')),
+            backend: or(one('gloo', 'gloo', 'nccl', 'mpi')), unknownOption: one(1),
+          },
+        ),
+      },
+    ),
+    10,
+  );
   const evalStepOptions = or(obj({}, { ...commonStepOptions, returnLogits: bool }), 8);
   const metricsRecord = or(
     obj(
@@ -212,6 +240,41 @@ function makeGenerators(wild: boolean): Generators {
     'log.flush': { weight: 1, args: args(ref('log')) },
     'log.close': { weight: 1, args: args(ref('log')) },
 
+    createProcessGroup: { weight: 3, args: args(groupOptions) },
+    'group.allReduce': { weight: 2, args: args(ref('group'), collectiveTensor, opt(or(one('sum', 'max', 'min', 'SUM')))) },
+    'group.broadcast': { weight: 1, args: args(ref('group'), collectiveTensor, opt(root)) },
+    'group.allGather': { weight: 1, args: args(ref('group'), collectiveTensor) },
+    'group.barrier': { weight: 1, args: args(ref('group')) },
+    'group.shareString': {
+      weight: 1,
+      args: args(ref('group'), or(one('run', 'run', '', 'a/b', 'é✓', 'k\u0000k')), or(one('name', '', 'x'.repeat(4096), 'é✓', 42, { sym: 1 })), opt(root)),
+    },
+    'group.broadcastModel': { weight: 1, args: args(ref('group'), or(ref('model'))) },
+    'group.gradientSync': {
+      weight: 2,
+      args: args(
+        ref('group'),
+        or(ref('model')),
+        opt(or(obj({}, { bucketCapMb: or(one(25, 1, 0.001, 0, -1, 1e9)), flatBuckets: or(one(false, true, 1)), unknownOption: one(1) }))),
+        one('as-is', 'as-is', 'as-is', 'frozen'),
+      ),
+    },
+    // kept rare: it waits 1.5 s for heartbeats by design
+    'group.explainFailure': { weight: 1, args: args(ref('group'), or(one('error', 'text'))) },
+    'group.inspect': { weight: 1, args: args(ref('group')) },
+    'group.abandon': { weight: 1, args: args(ref('group')) },
+    'group.dispose': { weight: 1, args: args(ref('group')) },
+    'group.disposeDuring': {
+      weight: 1,
+      args: args(ref('group'), one('allReduce', 'allGather', 'barrier', 'broadcastModel', 'gradientSync'), one('dispose', 'dispose', 'abandon'), collectiveTensor, ref('model')),
+    },
+    'sync.inspect': { weight: 1, args: args(ref('sync')) },
+    'sync.dispose': { weight: 1, args: args(ref('sync')) },
+    'sync.trainStep': {
+      weight: 2,
+      args: stepArgs([ref('sync'), or(ref('optimizer'), 12)], batch, [one('own', 'own', 'own', 'other'), one('none', 'none', 'none', 'sync', 'group', 'abandon', 'model')]),
+    },
+
     awaitAll: { weight: 2, args: args() },
     forget: { weight: 1, args: args(fc.constantFrom<Arg>(...KINDS), fc.nat(5)) },
     gc: { weight: 1, args: args() },
@@ -245,6 +308,9 @@ export const callArbitrary: fc.Arbitrary<Call> = fc.oneof({ weight: 2, arbitrary
 const call = (op: OpName, a: fc.Arbitrary<Arg[]>, weight: number) => ({ weight, arbitrary: a.map((list): Call => ({ op, args: list })) });
 
 const goodModel = call('createModel', args(fc.oneof({ weight: 12, arbitrary: fc.constant('resnet18') }, { weight: 1, arbitrary: fc.constant('alexnet') }), obj({ numClasses: fc.constant(3) })), 1).arbitrary;
+/** A world-size-1 group and a sync of the first model: half the sequences have them from the start, to reach the collectives and synced steps. */
+const goodGroup = call('createProcessGroup', args(obj({ rank: fc.constant(0), worldSize: fc.constant(1), masterPort: fc.constant('free'), timeoutSeconds: fc.constant(5) })), 1).arbitrary;
+const goodSync = call('group.gradientSync', args(fc.constant({ ref: 'group', i: 0 }), fc.constant({ ref: 'model', i: 0 }), opt(obj({}, { flatBuckets: fc.boolean() })), fc.constant('as-is')), 1).arbitrary;
 const goodOptimizer = call('createOptimizer', args(ref('model'), obj({ type: one('sgd', 'adam', 'adamw'), lr: one(1e-3, 0.1) }, { weightDecay: one(0, 1e-4) })), 1).arbitrary;
 
 /** A call that makes something later calls can use, with arguments that work. */
@@ -259,6 +325,8 @@ const creatorArbitrary: fc.Arbitrary<Call> = fc.oneof(
   call('createGradScaler', args(opt(obj({}, { initScale: one(1024), growthInterval: one(1, 2) }))), 1),
   call('createEventWriter', args(fc.constant('dir')), 1),
   call('createMetricsLog', args(fc.constant('dir')), 1),
+  call('createProcessGroup', args(obj({ rank: fc.constant(0), worldSize: fc.constant(1), masterPort: fc.constant('free'), timeoutSeconds: fc.constant(5) })), 1),
+  call('group.gradientSync', args(ref('group'), ref('model'), opt(obj({}, { flatBuckets: fc.boolean() })), fc.constant('as-is')), 1),
 );
 
 /**
@@ -273,8 +341,9 @@ export function sequenceArbitrary(maxLength = 80): fc.Arbitrary<Sequence> {
     .tuple(
       maybe(goodModel, 4),
       maybe(goodOptimizer, 3),
+      fc.oneof(fc.constant<Call[]>([]), fc.tuple(goodGroup, goodSync)),
       fc.array(creatorArbitrary, { maxLength: setUp, size: 'max' }),
-      fc.array(callArbitrary, { minLength: 1, maxLength: maxLength - setUp - 2, size: 'max' }),
+      fc.array(callArbitrary, { minLength: 1, maxLength: Math.max(1, maxLength - setUp - 4), size: 'max' }),
     )
-    .map(([model, optimizer, more, rest]) => [...(model ? [model] : []), ...(optimizer ? [optimizer] : []), ...more, ...rest]);
+    .map(([model, optimizer, group, more, rest]) => [...(model ? [model] : []), ...(optimizer ? [optimizer] : []), ...group, ...more, ...rest]);
 }

@@ -12,7 +12,7 @@
 export const DATASET_FOLDER = 'dataset';
 
 /** Kinds of objects a sequence creates and later refers to. */
-export const KINDS = ['tensor', 'model', 'optimizer', 'scheduler', 'scaler', 'loader', 'writer', 'log', 'state', 'optState', 'schedState'] as const;
+export const KINDS = ['tensor', 'model', 'optimizer', 'scheduler', 'scaler', 'loader', 'writer', 'log', 'state', 'optState', 'schedState', 'group', 'sync'] as const;
 export type Kind = (typeof KINDS)[number];
 
 export type Arg =
@@ -118,6 +118,10 @@ export const OP_NAMES = [
   'trainStep', 'evalStep', 'trainStepThenDispose',
   // data
   'createLoader', 'loader.next', 'loader.stop', 'loader.order',
+  // distributed: a world-size-1 process group, its collectives and gradient syncs
+  'createProcessGroup', 'group.allReduce', 'group.broadcast', 'group.allGather', 'group.barrier', 'group.shareString',
+  'group.broadcastModel', 'group.gradientSync', 'group.explainFailure', 'group.inspect', 'group.abandon', 'group.dispose',
+  'group.disposeDuring', 'sync.inspect', 'sync.dispose', 'sync.trainStep',
   // reporting
   'createEventWriter', 'writer.addScalar', 'writer.addHistogram', 'writer.flush', 'writer.close',
   'createMetricsLog', 'log.log', 'log.flush', 'log.close',

@@ -3,16 +3,19 @@
 // decodeArg); they may be of any type, which is the point. An operation with a receiver (a method
 // call) is skipped when the sequence has no live object of that kind yet.
 import * as fs from 'fs';
+import * as net from 'net';
 import * as path from 'path';
 import {
-  cat, createModel, createOptimizer, createScheduler, DataLoader, EventWriter, evalStep, evalTransform, exportOnnx, GradScaler, ImageCache,
-  indexSelect, matmul, MetricsLog, Model, Optimizer, randn, Tensor, tensor, trainStep, trainTransform,
+  cat, createModel, createOptimizer, createScheduler, DataLoader, EventWriter, evalStep, evalTransform, exportOnnx, GradientSync, GradScaler, ImageCache,
+  indexSelect, matmul, MetricsLog, Model, Optimizer, ProcessGroup, randn, Tensor, tensor, trainStep, trainTransform,
   type Batch, type LrScheduler, type OptimizerState, type Sample, type StateDict,
 } from '../../lib';
 import { KINDS, type Arg, type Kind, type OpName } from './calls';
 
 /** How many models may be alive (not disposed) at once in a sequence; more createModel calls are skipped. */
 export const MAX_LIVE_MODELS = 3;
+/** How many process groups may be alive at once (each holds a store server, its threads and a port); more are skipped. */
+export const MAX_LIVE_GROUPS = 2;
 
 /** Marks a call the harness chose not to make (no receiver, too many models). */
 export class Skip {
@@ -24,6 +27,8 @@ export class Context {
   /** Spawned calls not yet awaited. */
   pending: Promise<void>[] = [];
   readonly iterators = new Map<DataLoader, AsyncGenerator<Batch>>();
+  /** The group and the model each GradientSync was made from (sync.trainStep trains that model, or another one). */
+  readonly syncOrigins = new Map<GradientSync, { group: ProcessGroup; model: Model }>();
   /** Everything made, forgotten or not, for the clean-up at the sequence's end. */
   readonly made: unknown[] = [];
   private files = 0;
@@ -33,7 +38,9 @@ export class Context {
 
   add<T>(kind: Kind, value: T): T {
     this.objects[kind].push(value);
-    if (kind === 'tensor' || kind === 'model' || kind === 'optimizer' || kind === 'state' || kind === 'writer' || kind === 'log') this.made.push(value);
+    if (kind === 'tensor' || kind === 'model' || kind === 'optimizer' || kind === 'state' || kind === 'writer' || kind === 'log' || kind === 'group' || kind === 'sync') {
+      this.made.push(value);
+    }
     return value;
   }
 
@@ -53,6 +60,7 @@ export class Context {
       if (value instanceof Map) for (const t of value.values()) if (t instanceof Tensor) t.dispose();
       if (value instanceof Tensor || value instanceof Model || value instanceof Optimizer) value.dispose();
       if (value instanceof EventWriter || value instanceof MetricsLog) value.close();
+      if (value instanceof GradientSync || value instanceof ProcessGroup) value.dispose();
     }
   }
 }
@@ -67,9 +75,11 @@ export interface Operation {
 
 const RECEIVER_CLASS: Partial<Record<Kind, abstract new (...a: never[]) => unknown>> = {
   tensor: Tensor, model: Model, optimizer: Optimizer, scaler: GradScaler, loader: DataLoader, writer: EventWriter, log: MetricsLog, state: Map,
+  sync: GradientSync,
 };
 
 export function isReceiver(kind: Kind, value: unknown): boolean {
+  if (kind === 'group') return value instanceof ProcessGroup; // its constructor is private: ProcessGroup.init makes them
   const cls = RECEIVER_CLASS[kind];
   if (cls) return value instanceof cls;
   return typeof value === 'object' && value !== null; // schedulers and saved states: any object made by the sequence
@@ -187,6 +197,49 @@ async function nextBatch(ctx: Context, loader: DataLoader, epoch: unknown): Prom
 }
 
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/** A TCP port nothing listens on now (the OS's pick): each group hosts its own store, and fuzz children run side by side. */
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const port = (server.address() as net.AddressInfo).port;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+/** A server holding a port, for the 'busy' masterPort: rank 0 cannot open its store there. */
+function portHolder(): Promise<net.Server> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.once('error', reject);
+    server.listen(0, () => resolve(server));
+  });
+}
+
+/**
+ * Options that pass validation and then wait out the whole timeout by design: a world of more than
+ * one rank waits for peers that never come, and a master address other than loopback is retried
+ * until the timeout. Such calls run only with a timeout of at most half a second (the generator
+ * draws 0.2 s among others); with a longer one they are skipped.
+ */
+function waitsForTimeout(o: Record<string, unknown>): boolean {
+  const manyRanks = typeof o.worldSize === 'number' && o.worldSize > 1;
+  const remote = typeof o.masterAddr === 'string' && o.masterAddr !== '' && o.masterAddr !== '127.0.0.1' && o.masterAddr !== 'localhost';
+  const shortTimeout = typeof o.timeoutSeconds === 'number' && o.timeoutSeconds <= 0.5;
+  return (manyRanks || remote) && !shortTimeout;
+}
+
+function liveGroups(ctx: Context): number {
+  return ctx.objects.group.filter((g) => g instanceof ProcessGroup && !g.disposed).length;
+}
+
+/** A model of the sequence other than `model` (or `model` when it is the only one). */
+function otherModel(ctx: Context, model: Model): Model {
+  return (ctx.objects.model.find((m) => m !== model && m instanceof Model) as Model | undefined) ?? model;
+}
 
 export const CATALOGUE: Record<OpName, Operation> = {
   // ---- tensors
@@ -355,6 +408,91 @@ export const CATALOGUE: Record<OpName, Operation> = {
     run: (ctx, [m, where, options]) => {
       const file = where === 'file' ? ctx.scratch('model.onnx') : where === 'no-folder' ? path.join(ctx.scratch('missing'), 'sub', 'model.onnx') : where;
       return exportOnnx(m as Model, file as string, options as Parameters<typeof exportOnnx>[2]);
+    },
+  },
+
+  // ---- distributed: world-size-1 groups (collectives return at once), misused and disposed mid-flight
+  createProcessGroup: {
+    run: async (ctx, [options]) => {
+      if (liveGroups(ctx) >= MAX_LIVE_GROUPS) throw new Skip(`${MAX_LIVE_GROUPS} process groups alive`);
+      if (!isObject(options)) return ctx.add('group', await ProcessGroup.init(options as never));
+      const o = { ...options };
+      let holder: net.Server | undefined;
+      if (o.masterPort === 'free') o.masterPort = await freePort();
+      else if (o.masterPort === 'busy') {
+        holder = await portHolder();
+        o.masterPort = (holder.address() as net.AddressInfo).port;
+      }
+      try {
+        if (waitsForTimeout(o)) throw new Skip('would wait out the timeout for peers or an unreachable master');
+        return ctx.add('group', await ProcessGroup.init(o as never));
+      } finally {
+        holder?.close();
+      }
+    },
+  },
+  'group.allReduce': { receiver: 'group', run: (_, [g, t, op]) => (g as ProcessGroup).allReduce(t, op) },
+  'group.broadcast': { receiver: 'group', run: (_, [g, t, root]) => (g as ProcessGroup).broadcast(t, root) },
+  'group.allGather': { receiver: 'group', run: async (ctx, [g, t]) => ctx.add('tensor', await (g as ProcessGroup).allGather(t)) },
+  'group.barrier': { receiver: 'group', run: (_, [g]) => (g as ProcessGroup).barrier() },
+  'group.shareString': { receiver: 'group', run: (_, [g, key, value, root]) => (g as ProcessGroup).shareString(key, value, root) },
+  'group.broadcastModel': { receiver: 'group', run: (_, [g, m]) => (g as ProcessGroup).broadcastModel(m) },
+  'group.gradientSync': {
+    // 'frozen': every parameter frozen first, so nothing is left to average
+    receiver: 'group',
+    run: async (ctx, [g, m, options, prepare]) => {
+      if (prepare === 'frozen' && m instanceof Model && !m.disposed) m.freeze();
+      const sync = ctx.add('sync', await (g as ProcessGroup).gradientSync(m, options));
+      ctx.syncOrigins.set(sync, { group: g as ProcessGroup, model: m as Model });
+      return sync;
+    },
+  },
+  'group.explainFailure': {
+    // waits 1.5 s for heartbeats by design (kept rare), then abandons the group
+    receiver: 'group',
+    run: (_, [g, what]) => (g as ProcessGroup).explainFailure(what === 'error' ? new Error('a collective failed (fuzz)') : what),
+  },
+  'group.inspect': {
+    receiver: 'group',
+    run: (_, [g]) => {
+      const x = g as ProcessGroup;
+      return [x.disposed, x.localRank, x.localWorldSize, x.timeoutSeconds, x.rank, x.size, x.backend];
+    },
+  },
+  'group.abandon': { receiver: 'group', run: (_, [g]) => (g as ProcessGroup).abandon() },
+  'group.dispose': { receiver: 'group', run: (_, [g]) => (g as ProcessGroup).dispose() },
+  'group.disposeDuring': {
+    // the group is disposed or abandoned while its collective is queued or running: the promise must still settle
+    receiver: 'group',
+    run: async (ctx, [g, which, how, t, m]) => {
+      const group = g as ProcessGroup;
+      let running: Promise<unknown>;
+      if (which === 'allGather') running = group.allGather(t).then((r) => ctx.add('tensor', r));
+      else if (which === 'broadcastModel') running = group.broadcastModel(m);
+      else if (which === 'gradientSync') running = group.gradientSync(m).then((s) => ctx.add('sync', s));
+      else if (which === 'barrier') running = group.barrier();
+      else running = group.allReduce(t);
+      if (how === 'abandon') group.abandon();
+      else group.dispose();
+      return running;
+    },
+  },
+  'sync.inspect': { receiver: 'sync', run: (_, [s]) => (s as GradientSync).mode },
+  'sync.dispose': { receiver: 'sync', run: (_, [s]) => (s as GradientSync).dispose() },
+  'sync.trainStep': {
+    // a step with the sync on its own model or on another one; `then` frees something while the step is queued or running
+    receiver: 'sync',
+    run: async (ctx, [s, optimizer, images, labels, which, then]) => {
+      const sync = s as GradientSync;
+      const origin = ctx.syncOrigins.get(sync);
+      if (!origin) throw new Skip('sync of unknown origin');
+      const model = which === 'other' ? otherModel(ctx, origin.model) : origin.model;
+      const running = trainStep(model, optimizer, images, labels, { gradientSync: sync });
+      if (then === 'sync') sync.dispose();
+      else if (then === 'group') origin.group.dispose();
+      else if (then === 'abandon') origin.group.abandon();
+      else if (then === 'model') model.dispose();
+      return running;
     },
   },
 
