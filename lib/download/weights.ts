@@ -1,7 +1,7 @@
 // torchvision's ImageNet weights, fetched into (and reused from) PyTorch's own hub cache.
 //
 // URLs and file names are the IMAGENET1K_V1 entries of Debian's torchvision 0.14
-// (torchvision/models/{resnet,alexnet,vgg}.py). The `-<hex>.` part of each name is the start of
+// (torchvision/models/{resnet,alexnet,vgg,mobilenetv3}.py). The `-<hex>.` part of each name is the start of
 // the file's sha256, which torch.hub.load_state_dict_from_url(check_hash=True) checks; so does
 // this module, for downloads and (once per process) for files found in the cache.
 import { promises as fsp } from 'node:fs';
@@ -10,7 +10,7 @@ import * as path from 'node:path';
 import { invalid, knownKeys, nonEmptyString, oneOf, plainObject } from '../utils/validate';
 import { ChecksumError, downloadFile, hashFile, httpUrl, type ProgressCallback, type TransferOptions } from './fetch-file';
 
-export const WEIGHTS_ARCHITECTURES = ['alexnet', 'resnet18', 'resnet34', 'resnet50', 'vgg16'] as const;
+export const WEIGHTS_ARCHITECTURES = ['alexnet', 'resnet18', 'resnet34', 'resnet50', 'vgg16', 'mobilenet_v3_large'] as const;
 export type WeightsArch = (typeof WEIGHTS_ARCHITECTURES)[number];
 
 export interface WeightsEntry {
@@ -26,6 +26,7 @@ export const IMAGENET_WEIGHTS: readonly WeightsEntry[] = Object.freeze([
   { arch: 'resnet34', url: 'https://download.pytorch.org/models/resnet34-b627a593.pth', file: 'resnet34-b627a593.pth' },
   { arch: 'resnet50', url: 'https://download.pytorch.org/models/resnet50-0676ba61.pth', file: 'resnet50-0676ba61.pth' },
   { arch: 'vgg16', url: 'https://download.pytorch.org/models/vgg16-397923af.pth', file: 'vgg16-397923af.pth' },
+  { arch: 'mobilenet_v3_large', url: 'https://download.pytorch.org/models/mobilenet_v3_large-8738ca79.pth', file: 'mobilenet_v3_large-8738ca79.pth' },
 ].map((e) => Object.freeze(e as WeightsEntry)));
 
 /** Overrides where the table's files are fetched from: `<base>/<file>` (a mirror, or a test server). */

@@ -137,6 +137,11 @@ function networkGraph(g: OnnxGraphBuilder, model: Model, input: GraphValue): Gra
     case 'resnet34':
     case 'resnet50':
       return resnetGraph(g, arch, model.head, input);
+    case 'mobilenet_v3_large':
+      throw new Error(
+        'ONNX export is not supported for mobilenet_v3_large yet (its Hardswish, Hardsigmoid and squeeze-excitation ' +
+          'have no exporter); alexnet, resnet18, resnet34, resnet50 and vgg16 export',
+      );
   }
 }
 

@@ -3,7 +3,7 @@ import { native, type NativeModel } from '../../binding';
 import { Tensor, validateDevice } from '../tensor';
 import { boolean, invalid, knownKeys, numberInRange, oneOf, plainObject, positiveInteger } from '../utils/validate';
 
-export const ARCHITECTURES = ['alexnet', 'resnet18', 'resnet34', 'resnet50', 'vgg16'] as const;
+export const ARCHITECTURES = ['alexnet', 'resnet18', 'resnet34', 'resnet50', 'vgg16', 'mobilenet_v3_large'] as const;
 export type Architecture = (typeof ARCHITECTURES)[number];
 export const HEADS = ['linear', 'conv1x1'] as const;
 export type HeadKind = (typeof HEADS)[number];
@@ -13,9 +13,12 @@ export interface ModelOptions {
   numClasses?: number;
   /** ResNets only: 'conv1x1' puts a 1x1 convolution on the layer4 map before pooling (the seed's head). */
   head?: HeadKind;
-  /** Dropout probability of AlexNet/VGG classifiers (default 0.5). */
+  /** Dropout probability of the classifier (default torchvision's: 0.2 for MobileNetV3, 0.5 for AlexNet/VGG; ResNets have none). */
   dropout?: number;
 }
+
+/** torchvision's classifier dropout where it differs from AlexNet/VGG's 0.5. */
+const DEFAULT_DROPOUT: Partial<Record<Architecture, number>> = { mobilenet_v3_large: 0.2 };
 
 /** Named tensors in torch's state_dict order. */
 export type StateDict = Map<string, Tensor>;
@@ -97,7 +100,7 @@ export class Model {
     if (this.head === 'conv1x1' && !arch.startsWith('resnet')) {
       throw new TypeError(`Expected head 'linear' for ${arch} ('conv1x1' is defined for ResNets) but received 'conv1x1'`);
     }
-    const dropout = numberInRange('dropout', options.dropout ?? 0.5, 0, 1);
+    const dropout = numberInRange('dropout', options.dropout ?? DEFAULT_DROPOUT[this.arch] ?? 0.5, 0, 1);
     this.native = new (native().Model)({ arch, numClasses: this.numClasses, head: this.head, dropout });
   }
 
@@ -107,7 +110,10 @@ export class Model {
     return new Tensor(await this.native.forward(images.native, options.grad === true));
   }
 
-  /** Penultimate features: AlexNet/VGG 4096-d after the last hidden ReLU, ResNets pooled (512-d for 18/34). */
+  /**
+   * Penultimate features: AlexNet/VGG 4096-d after the last hidden ReLU, ResNets pooled (512-d for 18/34),
+   * MobileNetV3 1280-d after classifier.0-2.
+   */
   async features(images: Tensor): Promise<Tensor> {
     validateImages('images', images);
     return new Tensor(await this.native.features(images.native));
@@ -147,7 +153,7 @@ export class Model {
     return this.native.featureDim;
   }
 
-  /** The state_dict prefix of the replaceable head: 'fc' (ResNets), 'classifier.6' (AlexNet, VGG). */
+  /** The state_dict prefix of the replaceable head: 'fc' (ResNets), 'classifier.6' (AlexNet, VGG), 'classifier.3' (MobileNetV3). */
   get headPrefix(): string {
     return this.native.headPrefix;
   }

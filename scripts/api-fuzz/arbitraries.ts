@@ -80,7 +80,7 @@ function makeGenerators(wild: boolean): Generators {
     },
     { weight: 1, arbitrary: fc.tuple(images, labels) },
   );
-  const prefixes = arr(one('fc', 'layer4', 'layer1.0', 'features', 'classifier.6', 'conv1', 'bn1', 'nope', ''), 2);
+  const prefixes = arr(one('fc', 'layer4', 'layer1.0', 'features', 'classifier.6', 'classifier.3', 'conv1', 'bn1', 'nope', ''), 2);
   const lr = or(one(1e-3, 0.1, 0, 1e-5, 10));
   const typedData: A = fc
     .record({ ta: fc.constantFrom(...TYPED_ARRAYS), v: fc.array(fc.integer({ min: -3, max: 3 }), { maxLength: 8 }) })
@@ -161,10 +161,10 @@ function makeGenerators(wild: boolean): Generators {
     'tensor.inspect': { weight: 1, args: args(ref('tensor')) },
 
     // AlexNet is kept rare: its 9216x4096 classifier makes a first Adam step take seconds on one core
-    createModel: { weight: 5, args: args(or(fc.oneof({ weight: 12, arbitrary: fc.constant('resnet18') }, { weight: 1, arbitrary: fc.constant('alexnet') }), 10), opt(modelOptions)) },
+    createModel: { weight: 5, args: args(or(fc.oneof({ weight: 12, arbitrary: fc.constant('resnet18') }, { weight: 1, arbitrary: fc.constant('alexnet') }, { weight: 1, arbitrary: fc.constant('mobilenet_v3_large') }), 10), opt(modelOptions)) },
     'model.forward': { weight: 4, args: args(ref('model'), images, opt(or(obj({}, { grad: bool })))) },
     'model.features': { weight: 2, args: args(ref('model'), images) },
-    'model.classify': { weight: 1, args: args(ref('model'), or(fc.oneof(one({ randn: [2, 512] }, { randn: [1, 4096] }, { randn: [2, 3] }), ref('tensor'))), opt(or(obj({}, { grad: bool })))) },
+    'model.classify': { weight: 1, args: args(ref('model'), or(fc.oneof(one({ randn: [2, 512] }, { randn: [1, 4096] }, { randn: [2, 1280] }, { randn: [2, 3] }), ref('tensor'))), opt(or(obj({}, { grad: bool })))) },
     'model.backward': { weight: 2, args: stepArgs([ref('model')], batch, [opt(or(obj({}, { labelSmoothing: or(one(0, 0.1)) })))]) },
     'model.namedGradients': { weight: 1, args: args(ref('model')) },
     'model.train': { weight: 1, args: args(ref('model'), opt(bool)) },
@@ -307,7 +307,7 @@ export const callArbitrary: fc.Arbitrary<Call> = fc.oneof({ weight: 2, arbitrary
 
 const call = (op: OpName, a: fc.Arbitrary<Arg[]>, weight: number) => ({ weight, arbitrary: a.map((list): Call => ({ op, args: list })) });
 
-const goodModel = call('createModel', args(fc.oneof({ weight: 12, arbitrary: fc.constant('resnet18') }, { weight: 1, arbitrary: fc.constant('alexnet') }), obj({ numClasses: fc.constant(3) })), 1).arbitrary;
+const goodModel = call('createModel', args(fc.oneof({ weight: 12, arbitrary: fc.constant('resnet18') }, { weight: 1, arbitrary: fc.constant('alexnet') }, { weight: 1, arbitrary: fc.constant('mobilenet_v3_large') }), obj({ numClasses: fc.constant(3) })), 1).arbitrary;
 /** A world-size-1 group and a sync of the first model: half the sequences have them from the start, to reach the collectives and synced steps. */
 const goodGroup = call('createProcessGroup', args(obj({ rank: fc.constant(0), worldSize: fc.constant(1), masterPort: fc.constant('free'), timeoutSeconds: fc.constant(5) })), 1).arbitrary;
 const goodSync = call('group.gradientSync', args(fc.constant({ ref: 'group', i: 0 }), fc.constant({ ref: 'model', i: 0 }), opt(obj({}, { flatBuckets: fc.boolean() })), fc.constant('as-is')), 1).arbitrary;

@@ -82,6 +82,7 @@ describe('weights table', () => {
       ['resnet34', 'https://download.pytorch.org/models/resnet34-b627a593.pth', 'resnet34-b627a593.pth'],
       ['resnet50', 'https://download.pytorch.org/models/resnet50-0676ba61.pth', 'resnet50-0676ba61.pth'],
       ['vgg16', 'https://download.pytorch.org/models/vgg16-397923af.pth', 'vgg16-397923af.pth'],
+      ['mobilenet_v3_large', 'https://download.pytorch.org/models/mobilenet_v3_large-8738ca79.pth', 'mobilenet_v3_large-8738ca79.pth'],
     ]);
     for (const e of IMAGENET_WEIGHTS) expect(e.url.endsWith(`/${e.file}`)).toBe(true);
     expect(weightsEntry('vgg16').file).toBe('vgg16-397923af.pth');
@@ -89,11 +90,11 @@ describe('weights table', () => {
 
   torchvisionSources.test('matches the IMAGENET1K_V1 entries in Debian torchvision sources', () => {
     assertPresent(torchvisionSources);
-    const files: Record<string, string> = { resnet18: 'resnet.py', resnet34: 'resnet.py', resnet50: 'resnet.py', alexnet: 'alexnet.py', vgg16: 'vgg.py' };
+    const files: Record<string, string> = { resnet18: 'resnet.py', resnet34: 'resnet.py', resnet50: 'resnet.py', alexnet: 'alexnet.py', vgg16: 'vgg.py', mobilenet_v3_large: 'mobilenetv3.py' };
     for (const e of IMAGENET_WEIGHTS) {
       const source = fs.readFileSync(path.join(TORCHVISION, files[e.arch]), 'utf8');
       // The class for this arch, e.g. `class ResNet18_Weights(WeightsEnum):\n    IMAGENET1K_V1 = Weights(\n        url="..."`
-      const cls = new RegExp(`class ${e.arch === 'alexnet' ? 'AlexNet' : e.arch === 'vgg16' ? 'VGG16' : `ResNet${e.arch.slice(6)}`}_Weights\\(WeightsEnum\\):\\s*IMAGENET1K_V1 = Weights\\(\\s*url="([^"]+)"`);
+      const cls = new RegExp(`class ${e.arch === 'alexnet' ? 'AlexNet' : e.arch === 'vgg16' ? 'VGG16' : e.arch === 'mobilenet_v3_large' ? 'MobileNet_V3_Large' : `ResNet${e.arch.slice(6)}`}_Weights\\(WeightsEnum\\):\\s*IMAGENET1K_V1 = Weights\\(\\s*url="([^"]+)"`);
       expect(cls.exec(source)?.[1]).toBe(e.url);
     }
   });
@@ -108,7 +109,7 @@ describe('weights table', () => {
 
   test('unknown architectures are refused, sharp-style', async () => {
     await expect(ensureWeights('resnet19' as never, { cacheDir: tmp })).rejects.toThrow(
-      "Expected one of 'alexnet', 'resnet18', 'resnet34', 'resnet50', 'vgg16' for arch but received 'resnet19' of type string",
+      "Expected one of 'alexnet', 'resnet18', 'resnet34', 'resnet50', 'vgg16', 'mobilenet_v3_large' for arch but received 'resnet19' of type string",
     );
   });
 });
