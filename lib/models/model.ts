@@ -3,8 +3,10 @@ import { native, type NativeModel } from '../../binding';
 import { Tensor, validateDevice } from '../tensor';
 import { boolean, invalid, knownKeys, numberInRange, oneOf, plainObject, positiveInteger } from '../utils/validate';
 
-export const ARCHITECTURES = ['alexnet', 'resnet18', 'resnet34', 'resnet50', 'vgg16'] as const;
+export const ARCHITECTURES = ['alexnet', 'resnet18', 'resnet34', 'resnet50', 'vgg16', 'efficientnet_b0'] as const;
 export type Architecture = (typeof ARCHITECTURES)[number];
+/** torchvision's classifier dropout per network (ResNets have none; 0.5 is AlexNet/VGG's). */
+const DEFAULT_DROPOUT: Partial<Record<Architecture, number>> = { efficientnet_b0: 0.2 };
 export const HEADS = ['linear', 'conv1x1'] as const;
 export type HeadKind = (typeof HEADS)[number];
 
@@ -13,7 +15,7 @@ export interface ModelOptions {
   numClasses?: number;
   /** ResNets only: 'conv1x1' puts a 1x1 convolution on the layer4 map before pooling (the seed's head). */
   head?: HeadKind;
-  /** Dropout probability of AlexNet/VGG classifiers (default 0.5). */
+  /** Dropout probability of the classifier: AlexNet/VGG (default 0.5), EfficientNet (default 0.2, torchvision's). */
   dropout?: number;
 }
 
@@ -97,7 +99,7 @@ export class Model {
     if (this.head === 'conv1x1' && !arch.startsWith('resnet')) {
       throw new TypeError(`Expected head 'linear' for ${arch} ('conv1x1' is defined for ResNets) but received 'conv1x1'`);
     }
-    const dropout = numberInRange('dropout', options.dropout ?? 0.5, 0, 1);
+    const dropout = numberInRange('dropout', options.dropout ?? DEFAULT_DROPOUT[this.arch] ?? 0.5, 0, 1);
     this.native = new (native().Model)({ arch, numClasses: this.numClasses, head: this.head, dropout });
   }
 
@@ -107,7 +109,7 @@ export class Model {
     return new Tensor(await this.native.forward(images.native, options.grad === true));
   }
 
-  /** Penultimate features: AlexNet/VGG 4096-d after the last hidden ReLU, ResNets pooled (512-d for 18/34). */
+  /** Penultimate features: AlexNet/VGG 4096-d after the last hidden ReLU, ResNets pooled (512-d for 18/34), EfficientNet-B0 pooled 1280-d. */
   async features(images: Tensor): Promise<Tensor> {
     validateImages('images', images);
     return new Tensor(await this.native.features(images.native));
@@ -147,7 +149,7 @@ export class Model {
     return this.native.featureDim;
   }
 
-  /** The state_dict prefix of the replaceable head: 'fc' (ResNets), 'classifier.6' (AlexNet, VGG). */
+  /** The state_dict prefix of the replaceable head: 'fc' (ResNets), 'classifier.6' (AlexNet, VGG), 'classifier.1' (EfficientNet). */
   get headPrefix(): string {
     return this.native.headPrefix;
   }

@@ -7,6 +7,7 @@ namespace finetorch {
 std::shared_ptr<Net> createAlexNet(const NetOptions& options);
 std::shared_ptr<Net> createVgg16(const NetOptions& options);
 std::shared_ptr<Net> createResNet(const NetOptions& options);
+std::shared_ptr<Net> createEfficientNet(const NetOptions& options);
 
 std::shared_ptr<Net> createNet(const NetOptions& options) {
   if (options.head == HeadKind::Conv1x1 && options.arch.rfind("resnet", 0) != 0) {
@@ -15,6 +16,7 @@ std::shared_ptr<Net> createNet(const NetOptions& options) {
   if (options.arch == "alexnet") return createAlexNet(options);
   if (options.arch == "vgg16") return createVgg16(options);
   if (options.arch == "resnet18" || options.arch == "resnet34" || options.arch == "resnet50") return createResNet(options);
+  if (options.arch == "efficientnet_b0") return createEfficientNet(options);
   throw std::invalid_argument("unknown architecture '" + options.arch + "'");
 }
 
