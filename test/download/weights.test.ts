@@ -117,7 +117,7 @@ describe('weights table', () => {
 
   test('unknown architectures are refused, sharp-style', async () => {
     await expect(ensureWeights('resnet19' as never, { cacheDir: tmp })).rejects.toThrow(
-      "Expected one of 'alexnet', 'resnet18', 'resnet34', 'resnet50', 'vgg16' for arch but received 'resnet19' of type string",
+      "Expected one of 'alexnet', 'resnet18', 'resnet34', 'resnet50', 'vgg16', 'efficientnet_b0' for arch but received 'resnet19' of type string",
     );
   });
 });
