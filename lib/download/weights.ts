@@ -10,7 +10,7 @@ import * as path from 'node:path';
 import { invalid, knownKeys, nonEmptyString, oneOf, plainObject } from '../utils/validate';
 import { ChecksumError, downloadFile, hashFile, httpUrl, type ProgressCallback, type TransferOptions } from './fetch-file';
 
-export const WEIGHTS_ARCHITECTURES = ['alexnet', 'resnet18', 'resnet34', 'resnet50', 'vgg16', 'mobilenet_v3_large'] as const;
+export const WEIGHTS_ARCHITECTURES = ['alexnet', 'resnet18', 'resnet34', 'resnet50', 'vgg16', 'mobilenet_v3_large', 'efficientnet_b0'] as const;
 export type WeightsArch = (typeof WEIGHTS_ARCHITECTURES)[number];
 
 export interface WeightsEntry {
@@ -27,6 +27,10 @@ export const IMAGENET_WEIGHTS: readonly WeightsEntry[] = Object.freeze([
   { arch: 'resnet50', url: 'https://download.pytorch.org/models/resnet50-0676ba61.pth', file: 'resnet50-0676ba61.pth' },
   { arch: 'vgg16', url: 'https://download.pytorch.org/models/vgg16-397923af.pth', file: 'vgg16-397923af.pth' },
   { arch: 'mobilenet_v3_large', url: 'https://download.pytorch.org/models/mobilenet_v3_large-8738ca79.pth', file: 'mobilenet_v3_large-8738ca79.pth' },
+  // 0.14 names this file efficientnet_b0_rwightman-3dd342df.pth, but its sha256 is 7f5810bc96…, so
+  // the name's hash check always fails (pytorch/vision#7744); later torchvision serves the same
+  // bytes under this corrected name (pytorch/vision#8036).
+  { arch: 'efficientnet_b0', url: 'https://download.pytorch.org/models/efficientnet_b0_rwightman-7f5810bc.pth', file: 'efficientnet_b0_rwightman-7f5810bc.pth' },
 ].map((e) => Object.freeze(e as WeightsEntry)));
 
 /** Overrides where the table's files are fetched from: `<base>/<file>` (a mirror, or a test server). */

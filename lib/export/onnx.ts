@@ -138,11 +138,16 @@ function networkGraph(g: OnnxGraphBuilder, model: Model, input: GraphValue): Gra
     case 'resnet50':
       return resnetGraph(g, arch, model.head, input);
     case 'mobilenet_v3_large':
-      throw new Error(
-        'ONNX export is not supported for mobilenet_v3_large yet (its Hardswish, Hardsigmoid and squeeze-excitation ' +
-          'have no exporter); alexnet, resnet18, resnet34, resnet50 and vgg16 export',
-      );
+    case 'efficientnet_b0':
+      throw notExportable(arch);
   }
+}
+
+/** Networks the graph writer has no ops for yet (SiLU, Hardswish, Hardsigmoid, squeeze-excitation, depthwise convolutions). */
+const NOT_EXPORTABLE: ReadonlySet<Architecture> = new Set(['mobilenet_v3_large', 'efficientnet_b0']);
+
+function notExportable(arch: Architecture): Error {
+  return new Error(`ONNX export is not supported for ${arch} yet (the exporter writes AlexNet, VGG-16 and ResNet graphs)`);
 }
 
 /** Fails when the graph did not use every module and state_dict entry of the model exactly once. */
@@ -227,6 +232,7 @@ function metadataOf(model: Model, o: ResolvedOptions): Record<string, string> {
 export function onnxModelBytes(model: Model, options: OnnxExportOptions = {}): { bytes: Uint8Array; opset: number; irVersion: number; metadata: Record<string, string> } {
   if (!(model instanceof Model)) throw invalid('Model', 'model', model);
   if (model.disposed) throw new Error('Expected a live model but it has been disposed');
+  if (NOT_EXPORTABLE.has(model.arch)) throw notExportable(model.arch);
   const o = resolveOptions(model, options);
   const stateDict: Map<string, Tensor> = model.stateDict();
   try {

@@ -3,7 +3,7 @@ import { native, type NativeModel } from '../../binding';
 import { Tensor, validateDevice } from '../tensor';
 import { boolean, invalid, knownKeys, numberInRange, oneOf, plainObject, positiveInteger } from '../utils/validate';
 
-export const ARCHITECTURES = ['alexnet', 'resnet18', 'resnet34', 'resnet50', 'vgg16', 'mobilenet_v3_large'] as const;
+export const ARCHITECTURES = ['alexnet', 'resnet18', 'resnet34', 'resnet50', 'vgg16', 'mobilenet_v3_large', 'efficientnet_b0'] as const;
 export type Architecture = (typeof ARCHITECTURES)[number];
 export const HEADS = ['linear', 'conv1x1'] as const;
 export type HeadKind = (typeof HEADS)[number];
@@ -13,12 +13,12 @@ export interface ModelOptions {
   numClasses?: number;
   /** ResNets only: 'conv1x1' puts a 1x1 convolution on the layer4 map before pooling (the seed's head). */
   head?: HeadKind;
-  /** Dropout probability of the classifier (default torchvision's: 0.2 for MobileNetV3, 0.5 for AlexNet/VGG; ResNets have none). */
+  /** Dropout probability of the classifier (default torchvision's: 0.2 for MobileNetV3 and EfficientNet, 0.5 for AlexNet/VGG; ResNets have none). */
   dropout?: number;
 }
 
 /** torchvision's classifier dropout where it differs from AlexNet/VGG's 0.5. */
-const DEFAULT_DROPOUT: Partial<Record<Architecture, number>> = { mobilenet_v3_large: 0.2 };
+const DEFAULT_DROPOUT: Partial<Record<Architecture, number>> = { mobilenet_v3_large: 0.2, efficientnet_b0: 0.2 };
 
 /** Named tensors in torch's state_dict order. */
 export type StateDict = Map<string, Tensor>;
@@ -112,7 +112,7 @@ export class Model {
 
   /**
    * Penultimate features: AlexNet/VGG 4096-d after the last hidden ReLU, ResNets pooled (512-d for 18/34),
-   * MobileNetV3 1280-d after classifier.0-2.
+   * MobileNetV3 1280-d after classifier.0-2, EfficientNet-B0 pooled 1280-d.
    */
   async features(images: Tensor): Promise<Tensor> {
     validateImages('images', images);
@@ -153,7 +153,7 @@ export class Model {
     return this.native.featureDim;
   }
 
-  /** The state_dict prefix of the replaceable head: 'fc' (ResNets), 'classifier.6' (AlexNet, VGG), 'classifier.3' (MobileNetV3). */
+  /** The state_dict prefix of the replaceable head: 'fc' (ResNets), 'classifier.6' (AlexNet, VGG), 'classifier.3' (MobileNetV3), 'classifier.1' (EfficientNet). */
   get headPrefix(): string {
     return this.native.headPrefix;
   }

@@ -8,6 +8,7 @@ std::shared_ptr<Net> createAlexNet(const NetOptions& options);
 std::shared_ptr<Net> createVgg16(const NetOptions& options);
 std::shared_ptr<Net> createResNet(const NetOptions& options);
 std::shared_ptr<Net> createMobileNetV3Large(const NetOptions& options);
+std::shared_ptr<Net> createEfficientNet(const NetOptions& options);
 
 std::shared_ptr<Net> createNet(const NetOptions& options) {
   if (options.head == HeadKind::Conv1x1 && options.arch.rfind("resnet", 0) != 0) {
@@ -17,6 +18,7 @@ std::shared_ptr<Net> createNet(const NetOptions& options) {
   if (options.arch == "vgg16") return createVgg16(options);
   if (options.arch == "resnet18" || options.arch == "resnet34" || options.arch == "resnet50") return createResNet(options);
   if (options.arch == "mobilenet_v3_large") return createMobileNetV3Large(options);
+  if (options.arch == "efficientnet_b0") return createEfficientNet(options);
   throw std::invalid_argument("unknown architecture '" + options.arch + "'");
 }
 

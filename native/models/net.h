@@ -12,21 +12,23 @@ namespace finetorch {
 enum class HeadKind { Linear, Conv1x1 };
 
 struct NetOptions {
-  std::string arch;  // alexnet, resnet18, resnet34, resnet50, vgg16, mobilenet_v3_large
+  std::string arch;  // alexnet, resnet18, resnet34, resnet50, vgg16, mobilenet_v3_large, efficientnet_b0
   int64_t numClasses = 1000;
   HeadKind head = HeadKind::Linear;
   double dropout = 0.5;
+  // EfficientNet's stochastic depth probability (torchvision's 0.2), scaled linearly over the blocks.
+  double stochasticDepth = 0.2;
 };
 
 class Net : public torch::nn::Module {
  public:
   virtual torch::Tensor forward(const torch::Tensor& images) { return classify(features(images)); }
-  // The penultimate representation (AlexNet/VGG 4096-d after the last hidden ReLU, ResNet pooled,
-  // MobileNetV3 1280-d after classifier.0-2).
+  // The penultimate representation (AlexNet/VGG 4096-d after the last hidden ReLU, ResNet and
+  // EfficientNet pooled, MobileNetV3 1280-d after classifier.0-2).
   virtual torch::Tensor features(const torch::Tensor& images) = 0;
   // The head alone, applied to features(): lets a frozen backbone's features be cached.
   virtual torch::Tensor classify(const torch::Tensor& features) = 0;
-  // The state_dict prefix of the replaceable head ("fc", "classifier.6", "classifier.3").
+  // The state_dict prefix of the replaceable head ("fc", "classifier.6", "classifier.3", "classifier.1").
   virtual std::string headPrefix() const = 0;
   virtual int64_t featureDim() const = 0;
 };

@@ -83,6 +83,8 @@ describe('weights table', () => {
       ['resnet50', 'https://download.pytorch.org/models/resnet50-0676ba61.pth', 'resnet50-0676ba61.pth'],
       ['vgg16', 'https://download.pytorch.org/models/vgg16-397923af.pth', 'vgg16-397923af.pth'],
       ['mobilenet_v3_large', 'https://download.pytorch.org/models/mobilenet_v3_large-8738ca79.pth', 'mobilenet_v3_large-8738ca79.pth'],
+      // the same bytes as 0.14's efficientnet_b0_rwightman-3dd342df.pth, under a name whose hash is right
+      ['efficientnet_b0', 'https://download.pytorch.org/models/efficientnet_b0_rwightman-7f5810bc.pth', 'efficientnet_b0_rwightman-7f5810bc.pth'],
     ]);
     for (const e of IMAGENET_WEIGHTS) expect(e.url.endsWith(`/${e.file}`)).toBe(true);
     expect(weightsEntry('vgg16').file).toBe('vgg16-397923af.pth');
@@ -90,12 +92,19 @@ describe('weights table', () => {
 
   torchvisionSources.test('matches the IMAGENET1K_V1 entries in Debian torchvision sources', () => {
     assertPresent(torchvisionSources);
-    const files: Record<string, string> = { resnet18: 'resnet.py', resnet34: 'resnet.py', resnet50: 'resnet.py', alexnet: 'alexnet.py', vgg16: 'vgg.py', mobilenet_v3_large: 'mobilenetv3.py' };
+    const files: Record<string, string> = {
+      resnet18: 'resnet.py', resnet34: 'resnet.py', resnet50: 'resnet.py', alexnet: 'alexnet.py', vgg16: 'vgg.py', mobilenet_v3_large: 'mobilenetv3.py', efficientnet_b0: 'efficientnet.py',
+    };
+    const classes: Record<string, string> = { alexnet: 'AlexNet', vgg16: 'VGG16', mobilenet_v3_large: 'MobileNet_V3_Large', efficientnet_b0: 'EfficientNet_B0' };
+    // 0.14's EfficientNet-B0 name carries a wrong hash (its sha256 starts 7f5810bc, pytorch/vision#7744)
+    const renamed: Record<string, string> = {
+      'https://download.pytorch.org/models/efficientnet_b0_rwightman-7f5810bc.pth': 'https://download.pytorch.org/models/efficientnet_b0_rwightman-3dd342df.pth',
+    };
     for (const e of IMAGENET_WEIGHTS) {
       const source = fs.readFileSync(path.join(TORCHVISION, files[e.arch]), 'utf8');
       // The class for this arch, e.g. `class ResNet18_Weights(WeightsEnum):\n    IMAGENET1K_V1 = Weights(\n        url="..."`
-      const cls = new RegExp(`class ${e.arch === 'alexnet' ? 'AlexNet' : e.arch === 'vgg16' ? 'VGG16' : e.arch === 'mobilenet_v3_large' ? 'MobileNet_V3_Large' : `ResNet${e.arch.slice(6)}`}_Weights\\(WeightsEnum\\):\\s*IMAGENET1K_V1 = Weights\\(\\s*url="([^"]+)"`);
-      expect(cls.exec(source)?.[1]).toBe(e.url);
+      const cls = new RegExp(`class ${classes[e.arch] ?? `ResNet${e.arch.slice(6)}`}_Weights\\(WeightsEnum\\):\\s*IMAGENET1K_V1 = Weights\\(\\s*(?:#[^\\n]*\\s*)?url="([^"]+)"`);
+      expect(cls.exec(source)?.[1]).toBe(renamed[e.url] ?? e.url);
     }
   });
 
@@ -109,7 +118,7 @@ describe('weights table', () => {
 
   test('unknown architectures are refused, sharp-style', async () => {
     await expect(ensureWeights('resnet19' as never, { cacheDir: tmp })).rejects.toThrow(
-      "Expected one of 'alexnet', 'resnet18', 'resnet34', 'resnet50', 'vgg16', 'mobilenet_v3_large' for arch but received 'resnet19' of type string",
+      "Expected one of 'alexnet', 'resnet18', 'resnet34', 'resnet50', 'vgg16', 'mobilenet_v3_large', 'efficientnet_b0' for arch but received 'resnet19' of type string",
     );
   });
 });

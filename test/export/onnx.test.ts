@@ -193,4 +193,17 @@ describe('exportOnnx', () => {
       model.dispose();
     }
   });
+
+  test('refuses EfficientNet-B0, which it cannot write yet, before writing anything', async () => {
+    const model = createModel('efficientnet_b0', { numClasses: 2 });
+    const file = path.join(os.tmpdir(), `finetorch-effnet-${process.pid}.onnx`);
+    try {
+      const message = 'ONNX export is not supported for efficientnet_b0 yet (the exporter writes AlexNet, VGG-16 and ResNet graphs)';
+      expect(() => onnxModelBytes(model)).toThrow(message);
+      await expect(exportOnnx(model, file)).rejects.toThrow(message);
+      expect(fs.existsSync(file)).toBe(false);
+    } finally {
+      model.dispose();
+    }
+  });
 });

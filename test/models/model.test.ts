@@ -3,7 +3,7 @@ import { createModel, manualSeed, randn, tensor } from '../../lib';
 describe('createModel', () => {
   test('validates its options with clear messages', () => {
     expect(() => createModel('resnet19' as never)).toThrow(
-      "Expected one of 'alexnet', 'resnet18', 'resnet34', 'resnet50', 'vgg16', 'mobilenet_v3_large' for arch but received 'resnet19' of type string",
+      "Expected one of 'alexnet', 'resnet18', 'resnet34', 'resnet50', 'vgg16', 'mobilenet_v3_large', 'efficientnet_b0' for arch but received 'resnet19' of type string",
     );
     expect(() => createModel('resnet18', { numClasses: 0 })).toThrow('Expected positive integer for numClasses but received 0 of type number');
     expect(() => createModel('alexnet', { head: 'conv1x1' })).toThrow("'conv1x1' is defined for ResNets");
