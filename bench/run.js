@@ -40,7 +40,7 @@ function expertAllocators() {
 // dist/ in main(): cleared from every child's environment, and given to the diagnostic
 // "PyTorch expert + finetorch's thread-pool settings"
 let THREAD_POOL_DEFAULTS = {};
-const GROUPS = ['step', 'bf16', 'channels-last', 'blas', 'epoch', 'loader', 'features', 'drift', 'ddp'];
+const GROUPS = ['step', 'networks', 'bf16', 'channels-last', 'blas', 'epoch', 'loader', 'features', 'drift', 'ddp'];
 // groups a plain `npm run bench` leaves out
 const ON_REQUEST = ['ddp'];
 
@@ -80,6 +80,7 @@ function parseArgs(argv) {
 // process) on 2 ranks, a global batch of 32 against one process with that batch; --full: 224².
 // Warm-up 3: DDP's Reducer rebuilds its buckets after the first step.
 const DEMO_IMAGE_SIZE = 64;
+const NEXT_NETWORKS = [['efficientnet_b0', 'EfficientNet-B0'], ['mobilenet_v3_large', 'MobileNetV3-Large']];
 const DDP_COMMON = { arch: 'resnet18', numClasses: 101, worldSize: 2, batchPerRank: 16, warmup: 3, allReduce: { warmup: 2, repeats: 10 }, phases: ['reducer', 'flat', 'none'], repeats: 3 };
 
 // Small by default (a few minutes); --full is the table's real setting (224², batch 32, more repeats).
@@ -475,6 +476,21 @@ async function main() {
       }
     }
   }
+  // the study's next networks (issue 18): EfficientNet-B0 and MobileNetV3-Large at the step figures' settings
+  if (want('networks')) {
+    for (const mode of ['train', 'eval']) {
+      for (const arch of NEXT_NETWORKS.map(([a]) => a)) {
+        const spec = { kind: 'step', arch, mode, size: st.size, batch: st.batch, numClasses: 101, ...st[mode] };
+        for (let r = 0; r < st.repeats; r++) {
+          add(`${arch}-${mode}`, 'py', spec);
+          addExperts(`${arch}-${mode}`, spec);
+          add(`${arch}-${mode}`, 'ft', spec);
+          // finetorch computes in channels-last on the CPU: PyTorch too, with the expert's allocator
+          add(`${arch}-${mode}`, 'pyCl', { ...spec, channelsLast: true }, { env: threadsAllocator.env });
+        }
+      }
+    }
+  }
   // bf16 autocast on the CPU (torch.autocast('cpu', bfloat16) vs the step's amp 'bf16'): ResNet-18
   // train/eval at the step figures' settings, every side; fp32 ResNet-18 interleaved in the same
   // processes' rounds (unless the step group measures it) so each side's bf16 speed-up comes from
@@ -629,7 +645,7 @@ async function main() {
   }));
 
   for (const [mode, label] of [['train', 'train step'], ['eval', 'eval (no grad)']]) {
-    for (const [arch, archName] of [['resnet18', 'ResNet-18'], ['alexnet', 'AlexNet']]) {
+    for (const [arch, archName] of [['resnet18', 'ResNet-18'], ['alexnet', 'AlexNet'], ...NEXT_NETWORKS]) {
       const name = `${arch}-${mode}`;
       if (!results[name]) continue;
       const py = med(name, 'py', ips);
@@ -641,6 +657,7 @@ async function main() {
         pytorchExpert: e.value, expertAllocator: e.allocator, ratioExpert: f / e.value,
         goal: '≥ 1.00 × expert', met: f / e.value >= 1, finetorchTuned: t, ratioTuned: t / py, pytorchThreads: med(name, 'pyThreads', ips), noise: noisy(name),
         perStep: perStepCounters(name, e),
+        ...(NEXT_NETWORKS.some(([a]) => a === arch) ? { pytorchChannelsLast: med(name, 'pyCl', ips), ratioChannelsLast: f / med(name, 'pyCl', ips) } : {}),
       });
     }
   }
@@ -835,6 +852,8 @@ async function main() {
           (Number.isFinite(f.finetorchChannelsLast) ? `; finetorch with channels-last weights too: ${fmt(f.finetorchChannelsLast)} img/s, ÷ PyTorch's ${fmt(f.finetorchChannelsLast / f.pytorchChannelsLast)}` : '')
         : '',
     ].filter(Boolean).map((part) => `${f.id}: ${part}\n`).join('')).join('') +
+    // the next networks: PyTorch also computing in channels-last, as finetorch does on the CPU
+    figures.filter((f) => f.ratioChannelsLast).map((f) => `${f.id}: PyTorch with channels_last model + batch (${threadsAllocator.label}): ${fmt(f.pytorchChannelsLast)} img/s, finetorch ÷ that ${fmt(f.ratioChannelsLast)}\n`).join('') +
     figures.filter((f) => f.openblasGainPyTorch).map((f) => `OpenBLAS vs reference BLAS (AlexNet train): PyTorch ×${fmt(f.openblasGainPyTorch)}, finetorch ×${fmt(f.openblasGainFinetorch)}\n`).join('') +
     figures.filter((f) => f.breakdown).map((f) => `feature_extract, finetorch's ${fmt(f.finetorch, 1)} s: ${fmt(f.breakdown.untilFeatureCacheSeconds, 1)} s until the feature cache is ready (scan, decode, backbone once), ` +
       `${fmt(f.breakdown.epochsSeconds, 1)} s for the epochs (${fmt(f.breakdown.headTrainSeconds, 1)} s of it the trainer's train loops: head steps and the per-epoch NaN check; the rest validation and checkpoint writes), ${fmt(f.breakdown.afterTestSeconds, 1)} s after the test. ` +
