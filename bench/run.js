@@ -13,7 +13,6 @@
 const fs = require('fs');
 const os = require('os');
 const path = require('path');
-const net = require('net');
 const { spawn, execFileSync } = require('child_process');
 
 const ROOT = path.resolve(__dirname, '..');
@@ -253,17 +252,6 @@ async function runChild(trial, opts, log) {
   };
 }
 
-/** A port nothing listens on now (the kernel's choice), for a process group's rendezvous. */
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address();
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 /**
  * Runs one trial of `trial.ranks` processes of bench/ddp_trial.js with torchrun's environment on a
@@ -273,7 +261,7 @@ function freePort() {
  */
 async function runRanks(trial, opts, log) {
   const loadBefore = await waitQuiet(opts, log);
-  const port = await freePort();
+  const port = await require(path.join(ROOT, 'dist', 'lib')).freePort();
   const started = Date.now();
   const cpu0 = cpuTimes();
   const worldSize = trial.ranks;

@@ -5,3 +5,4 @@ export type { Shard } from './sampler';
 export { readDistributedEnv, workerThreads, DEFAULT_MASTER_PORT } from './env';
 export type { DistributedEnv } from './env';
 export { launchWorkers } from './launcher';
+export { freePort } from './free-port';

@@ -81,8 +81,8 @@ export class ProcessGroup {
       backend: oneOf('backend', options.backend ?? 'gloo', ['gloo', 'nccl'] as const),
     };
     const support = distributedSupport();
-    if (!support.c10d) native().initProcessGroup({} as never); // throws the build's own explanation
-    if (!support.backends.includes(full.backend)) {
+    // (a build without c10d: the native call below explains, with what to install)
+    if (support.c10d && !support.backends.includes(full.backend)) {
       throw new Error(`this libtorch has no ${full.backend.toUpperCase()} (backends here: ${support.backends.join(', ')}): use backend gloo`);
     }
     const group = await native().initProcessGroup({

@@ -57,7 +57,7 @@ async function computeFeatures(model: Model, loader: DataLoader, device: string,
   // a shard of equal size on every rank (all-gather needs it): rank, rank + size, …, padded
   // with the shard's last sample
   const perRank = group ? Math.ceil(count / group.size) : count;
-  const order = group ? evaluationShard(count, group.rank, group.size) : evaluationShard(count, 0, 1);
+  const order = evaluationShard(count, group?.rank ?? 0, group?.size ?? 1);
   while (order.length < perRank) order.push(order.length > 0 ? order[order.length - 1] : 0);
   const features: Tensor[] = [];
   const labels: Tensor[] = [];

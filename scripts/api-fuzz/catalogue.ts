@@ -5,6 +5,7 @@
 import * as fs from 'fs';
 import * as net from 'net';
 import * as path from 'path';
+import { freePort } from '../../lib/distributed/free-port';
 import {
   cat, createModel, createOptimizer, createScheduler, DataLoader, EventWriter, evalStep, evalTransform, exportOnnx, GradientSync, GradScaler, ImageCache,
   indexSelect, matmul, MetricsLog, Model, Optimizer, ProcessGroup, randn, Tensor, tensor, trainStep, trainTransform,
@@ -197,18 +198,6 @@ async function nextBatch(ctx: Context, loader: DataLoader, epoch: unknown): Prom
 }
 
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
-
-/** A TCP port nothing listens on now (the OS's pick): each group hosts its own store, and fuzz children run side by side. */
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const port = (server.address() as net.AddressInfo).port;
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 /** A server holding a port, for the 'busy' masterPort: rank 0 cannot open its store there. */
 function portHolder(): Promise<net.Server> {

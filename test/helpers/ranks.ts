@@ -1,19 +1,8 @@
 // Real processes of a distributed run on loopback: a free port for the rendezvous, and N ranks
 // started with torchrun's environment, each watched until it exits.
 import { spawn, type ChildProcess } from 'node:child_process';
-import * as net from 'node:net';
 
-/** A port nothing listens on now (the kernel's choice; freed again before it is returned). */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const port = (server.address() as net.AddressInfo).port;
-      server.close(() => resolve(port));
-    });
-  });
-}
+export { freePort } from '../../lib/distributed/free-port';
 
 export interface RankExit {
   rank: number;

@@ -4,6 +4,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { getNumThreads } from '../../lib/runtime';
+import type { Tensor } from '../../lib/tensor';
 import { findTorchPython, runPython, torchPythonUnavailableReason } from './python';
 
 const SCRIPT = String.raw`
@@ -109,4 +110,23 @@ export function relativeError(actual: ArrayLike<number>, expected: ArrayLike<num
     scale = Math.max(scale, Math.abs(expected[i]));
   }
   return scale === 0 ? diff : diff / scale;
+}
+
+/** A reference tensor's values (a missing reference is an error, not an empty array). */
+export function values(t: Tensor | undefined): Float32Array {
+  if (!t) throw new Error('missing reference tensor');
+  return t.toTypedArray() as Float32Array;
+}
+
+/**
+ * A comparer that expects `actual` to have `expected`'s shape and a relative error under
+ * `tolerance`, keeping the worst error per name in `errors` (printed by the parity tests).
+ */
+export function comparer(errors: Record<string, number>) {
+  return (name: string, actual: Tensor, expected: Tensor | undefined, tolerance: number): void => {
+    expect(actual.shape).toEqual(expected?.shape);
+    const error = relativeError(values(actual), values(expected));
+    errors[name] = Math.max(errors[name] ?? 0, error);
+    expect(error).toBeLessThan(tolerance);
+  };
 }

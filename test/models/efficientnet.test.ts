@@ -14,7 +14,7 @@ import { loadCheckpoint } from '../../lib/training/checkpoint';
 import { assertPresent, prerequisite } from '../helpers/prerequisite';
 import { runPython, torchPythonUnavailableReason } from '../helpers/python';
 import { createSyntheticDataset } from '../helpers/synthetic-dataset';
-import { relativeError } from '../helpers/torch-fixtures';
+import { comparer, relativeError, values } from '../helpers/torch-fixtures';
 
 const torch = prerequisite('PyTorch reference', torchPythonUnavailableReason());
 
@@ -80,10 +80,6 @@ interface Reference {
   batchNorm: Array<[number, number]>;
 }
 
-function values(t: Tensor | undefined): Float32Array {
-  if (!t) throw new Error('missing reference tensor');
-  return t.toTypedArray() as Float32Array;
-}
 
 torch.describe('efficientnet_b0 parity with torchvision 0.14', () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'finetorch-effnet-'));
@@ -102,12 +98,7 @@ torch.describe('efficientnet_b0 parity with torchvision 0.14', () => {
     fs.rmSync(dir, { recursive: true, force: true });
   });
 
-  function compare(name: string, actual: Tensor, expected: Tensor | undefined, tolerance: number): void {
-    expect(actual.shape).toEqual(expected?.shape);
-    const error = relativeError(values(actual), values(expected));
-    errors[name] = Math.max(errors[name] ?? 0, error);
-    expect(error).toBeLessThan(tolerance);
-  }
+  const compare = comparer(errors);
 
   async function loaded(): Promise<Model> {
     const model = createModel('efficientnet_b0', { numClasses: 10 });

@@ -11,7 +11,7 @@ import {
 import { assertPresent, prerequisite } from '../helpers/prerequisite';
 import { runPython, torchPythonUnavailableReason } from '../helpers/python';
 import { createSyntheticDataset } from '../helpers/synthetic-dataset';
-import { relativeError } from '../helpers/torch-fixtures';
+import { comparer, values } from '../helpers/torch-fixtures';
 
 const torch = prerequisite('PyTorch reference', torchPythonUnavailableReason());
 
@@ -74,21 +74,12 @@ let dir = '';
 let refs: Map<string, Tensor>;
 const errors: Record<string, number> = {};
 
-function values(t: Tensor | undefined): Float32Array {
-  if (!t) throw new Error('missing reference tensor');
-  return t.toTypedArray() as Float32Array;
-}
 
 function maxAbs(t: Tensor | undefined): number {
   return values(t).reduce((m, v) => Math.max(m, Math.abs(v)), 0);
 }
 
-function compare(name: string, actual: Tensor, expected: Tensor | undefined, tolerance: number): void {
-  expect(actual.shape).toEqual(expected?.shape);
-  const error = relativeError(values(actual), values(expected));
-  errors[name] = Math.max(errors[name] ?? 0, error);
-  expect(error).toBeLessThan(tolerance);
-}
+const compare = comparer(errors);
 
 async function loaded(): Promise<Model> {
   const model = createModel('mobilenet_v3_large', { numClasses: 10 });

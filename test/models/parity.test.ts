@@ -4,15 +4,11 @@ import * as path from 'path';
 import { createModel, loadPretrained, loadTorchFile, Tensor, type Model } from '../../lib';
 import { assertPresent, prerequisite } from '../helpers/prerequisite';
 import { torchPythonUnavailableReason } from '../helpers/python';
-import { relativeError, writeTorchFixtures, type Fixtures } from '../helpers/torch-fixtures';
+import { comparer, values, writeTorchFixtures, type Fixtures } from '../helpers/torch-fixtures';
 
 const torch = prerequisite('PyTorch reference', torchPythonUnavailableReason());
 const fixtures: Fixtures | null = torch.missing === null ? writeTorchFixtures() : null;
 
-function values(t: Tensor | undefined): Float32Array {
-  if (!t) throw new Error('missing reference tensor');
-  return t.toTypedArray() as Float32Array;
-}
 
 torch.describe('parity with torchvision (PyTorch 1.13 reference)', () => {
   let refs: Map<string, Tensor>;
@@ -28,12 +24,7 @@ torch.describe('parity with torchvision (PyTorch 1.13 reference)', () => {
     fixtures?.cleanup();
   });
 
-  function compare(name: string, actual: Tensor, expected: Tensor | undefined, tolerance: number): void {
-    expect(actual.shape).toEqual(expected?.shape);
-    const error = relativeError(values(actual), values(expected));
-    errors[name] = Math.max(errors[name] ?? 0, error);
-    expect(error).toBeLessThan(tolerance);
-  }
+  const compare = comparer(errors);
 
   /** Every BatchNorm buffer of `model` against PyTorch's after its one train-mode forward. */
   function compareRunningStats(when: string, model: Model): void {
