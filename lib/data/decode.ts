@@ -46,6 +46,11 @@ export type ResampleKernel = (typeof RESAMPLE_KERNELS)[number];
 export interface DecodeOptions {
   /** Shorter side after resizing (torchvision Resize(int)); null keeps the decoded size. Default 256. */
   resize?: number | null;
+  /**
+   * With `resize: null`: an image whose shorter side is longer than this is reduced to it (as
+   * Resize(maxShorterSide)); smaller ones keep their decoded size. null: no limit. Default null.
+   */
+  maxShorterSide?: number | null;
   /** Square centre crop after resizing (torchvision CenterCrop); null for none. Default null. */
   centerCrop?: number | null;
   /** sharp kernel for reductions (enlargements are always bilinear). Default 'linear', measured closest to torchvision's PIL bilinear. */
@@ -64,10 +69,15 @@ export const DEFAULT_KERNEL: ResampleKernel = 'linear';
 
 /** Training images: shorter side 256, no crop. */
 export const TRAIN_DECODE: Readonly<DecodeOptions> = Object.freeze({ resize: 256, centerCrop: null });
+/**
+ * Training images for RandomResizedCrop: the decoded size, as torchvision crops from the original
+ * image, with the shorter side capped at 512 to bound memory (see lib/data/cache.ts).
+ */
+export const SOURCE_TRAIN_DECODE: Readonly<DecodeOptions> = Object.freeze({ resize: null, maxShorterSide: 512, centerCrop: null });
 /** Evaluation images: torchvision's Resize(256) -> CenterCrop(224). */
 export const EVAL_DECODE: Readonly<DecodeOptions> = Object.freeze({ resize: 256, centerCrop: 224 });
 
-const DECODE_KEYS = ['resize', 'centerCrop', 'kernel', 'fastShrinkOnLoad', 'autoOrient', 'iccProfile'] as const;
+const DECODE_KEYS = ['resize', 'maxShorterSide', 'centerCrop', 'kernel', 'fastShrinkOnLoad', 'autoOrient', 'iccProfile'] as const;
 const MAX_SIDE = 16384;
 
 /** Validates and fills every default; the result is also what cache keys are made of. */
@@ -80,8 +90,14 @@ export function normalizeDecodeOptions(options: DecodeOptions = {}): NormalizedD
     if ((v as number) > MAX_SIDE) throw new TypeError(`Expected integer between 1 and ${MAX_SIDE} for ${name} but received ${v} of type number`);
     return v as number;
   };
+  const resize = side('resize', options.resize, 256);
+  const maxShorterSide = side('maxShorterSide', options.maxShorterSide, null);
+  if (resize !== null && maxShorterSide !== null) {
+    throw new TypeError(`Expected resize null with maxShorterSide ${maxShorterSide} (a cap on the decoded size) but received resize ${resize}`);
+  }
   return {
-    resize: side('resize', options.resize, 256),
+    resize,
+    maxShorterSide,
     centerCrop: side('centerCrop', options.centerCrop, null),
     kernel: options.kernel === undefined ? DEFAULT_KERNEL : oneOf('kernel', options.kernel, RESAMPLE_KERNELS),
     fastShrinkOnLoad: options.fastShrinkOnLoad === undefined ? false : boolean('fastShrinkOnLoad', options.fastShrinkOnLoad),
@@ -120,7 +136,14 @@ export function centerCropAxis(dim: number, crop: number): { offset: number; ext
 export function outputSize(width: number, height: number, options: DecodeOptions = {}): [number, number] {
   const o = normalizeDecodeOptions(options);
   if (o.centerCrop !== null) return [o.centerCrop, o.centerCrop];
-  return o.resize === null ? [width, height] : resizedSize(width, height, o.resize);
+  return targetSize(width, height, o);
+}
+
+/** The size before any centre crop: Resize(resize), or the decoded size with the shorter side capped. */
+function targetSize(width: number, height: number, o: NormalizedDecodeOptions): [number, number] {
+  if (o.resize !== null) return resizedSize(width, height, o.resize);
+  if (o.maxShorterSide !== null && Math.min(width, height) > o.maxShorterSide) return resizedSize(width, height, o.maxShorterSide);
+  return [width, height];
 }
 
 export class DecodeError extends Error {
@@ -187,11 +210,12 @@ async function decodeBytes(bytes: Buffer, o: NormalizedDecodeOptions): Promise<D
     }
   }
 
-  const [w, h] = o.resize === null ? [width, height] : resizedSize(width, height, o.resize);
+  const [w, h] = targetSize(width, height, o);
   if (w > MAX_SIDE || h > MAX_SIDE) {
     // An extreme aspect ratio (a few hundred bytes can claim 12x65535 pixels): resizing the shorter
     // side up to `resize` would allocate gigabytes for the longer one before any crop.
-    throw new Error(`resizing ${width}x${height} to a shorter side of ${o.resize} gives ${w}x${h}, over ${MAX_SIDE} pixels on a side`);
+    if (w === width && h === height) throw new Error(`${width}x${height} is over ${MAX_SIDE} pixels on a side`);
+    throw new Error(`resizing ${width}x${height} to a shorter side of ${Math.min(w, h)} gives ${w}x${h}, over ${MAX_SIDE} pixels on a side`);
   }
   const crop = o.centerCrop === null ? undefined : { x: centerCropAxis(w, o.centerCrop), y: centerCropAxis(h, o.centerCrop) };
 

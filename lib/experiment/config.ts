@@ -67,6 +67,7 @@ export const SCHEMA = {
   feature_cache: { kind: 'boolean' },
   image_size: { kind: 'number', min: 16, max: 4096, integer: true },
   resize: { kind: 'number', min: 16, max: 8192, integer: true },
+  train_max_side: { kind: 'number', min: 16, max: 16384, integer: true, nullable: true },
   data: {
     kind: 'object',
     fields: {
@@ -235,6 +236,9 @@ export function resolveConfig(options: { config?: string; overrides?: Record<str
     throw new ConfigError(`head 'conv1x1' needs a ResNet but arch is '${config.arch}'`);
   }
   if (config.resize < config.image_size) throw new ConfigError(`resize (${config.resize}) must be at least image_size (${config.image_size})`);
+  if (config.train_max_side !== null && config.train_max_side < config.image_size) {
+    throw new ConfigError(`train_max_side (${config.train_max_side}) must be at least image_size (${config.image_size}) or null`);
+  }
   if (config.data.protocol === 'ratio' && Math.abs(config.data.train_ratio + config.data.val_ratio + config.data.test_ratio - 1) > 1e-9) {
     throw new ConfigError('data.train_ratio + data.val_ratio + data.test_ratio must add up to 1');
   }

@@ -4,7 +4,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { ImageCache, loadImageCache } from '../data/cache';
 import type { DatasetScan, Sample } from '../data/caltech101';
-import { EVAL_DECODE, TRAIN_DECODE } from '../data/decode';
+import { EVAL_DECODE, SOURCE_TRAIN_DECODE, TRAIN_DECODE, type DecodeOptions } from '../data/decode';
 import { DataLoader } from '../data/loader';
 import { loadSplitManifest, saveSplitManifest, splitDataset, type Split } from '../data/splits';
 import { evalTransform, Transform } from '../data/transforms';
@@ -68,7 +68,7 @@ export async function loadPhaseData(split: Split, config: Config, plan: PhasePla
     : evalTransform({ size: config.image_size, ...layout });
   const evalDecode = { ...EVAL_DECODE, resize: config.resize, centerCrop: config.image_size };
   const evalCache = await decodedCache(split, evalDecode, config, 'eval', log);
-  const trainCache = plan.augment ? await decodedCache(split, { ...TRAIN_DECODE, resize: config.resize }, config, 'train', log, true) : evalCache;
+  const trainCache = plan.augment ? await decodedCache(split, trainDecode(config), config, 'train', log, true) : evalCache;
   const evalLoader = (samples: Sample[]) => new DataLoader(samples, { batchSize: config.batch_size, transform: evalTransform({ size: config.image_size, ...layout }), cache: evalCache });
   return {
     split,
@@ -79,10 +79,26 @@ export async function loadPhaseData(split: Split, config: Config, plan: PhasePla
   };
 }
 
+/**
+ * The augmented training images: RandomResizedCrop cuts its box from the decoded image (shorter
+ * side capped at train_max_side) and resizes once, as torchvision does on the original; without
+ * it, the Resize(resize) copy the centre crop is taken from.
+ */
+export function trainDecode(config: Config): DecodeOptions {
+  if (config.augmentation.random_crop) return { ...SOURCE_TRAIN_DECODE, maxShorterSide: config.train_max_side };
+  return { ...TRAIN_DECODE, resize: config.resize };
+}
+
+/** The cache file of a decode: `<cache_file>.<which>-<resize, max<cap> or full>-<centre crop or full>`. */
+export function cacheFileName(base: string, which: string, decode: DecodeOptions): string {
+  const size = decode.resize ?? (decode.maxShorterSide ? `max${decode.maxShorterSide}` : 'full');
+  return `${base}.${which}-${size}-${decode.centerCrop ?? 'full'}`;
+}
+
 /** Decodes every image of the split once (optionally through the on-disk cache file). */
-async function decodedCache(split: Split, decode: typeof EVAL_DECODE, config: Config, which: string, log: (line: string) => void, trainOnly = false): Promise<ImageCache> {
+async function decodedCache(split: Split, decode: DecodeOptions, config: Config, which: string, log: (line: string) => void, trainOnly = false): Promise<ImageCache> {
   const samples: Sample[] = trainOnly ? split.train : [...split.train, ...split.val, ...split.test];
-  const cacheFile = config.data.cache_file ? `${config.data.cache_file}.${which}-${decode.resize}-${decode.centerCrop ?? 'full'}` : undefined;
+  const cacheFile = config.data.cache_file ? cacheFileName(config.data.cache_file, which, decode) : undefined;
   const t0 = Date.now();
   const loaded = await loadImageCache(samples.map((s) => s.path), { decode, cacheFile, warn: log });
   if (!config.quiet) log(`decoded ${samples.length} images (${which}, ${loaded.source}) in ${((Date.now() - t0) / 1000).toFixed(1)} s`);

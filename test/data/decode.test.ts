@@ -11,10 +11,13 @@ import {
   normalizeDecodeOptions,
   resizedSize,
   roundHalfEven,
+  SOURCE_TRAIN_DECODE,
   TRAIN_DECODE,
   type DecodedImage,
 } from '../../lib/data/decode';
 import { decodeBmp } from '../../lib/data/bmp';
+import { Random } from '../../lib/data/random';
+import { Transform } from '../../lib/data/transforms';
 import { createSyntheticDataset, type SyntheticDataset } from '../helpers/synthetic-dataset';
 
 let tmp: string;
@@ -60,11 +63,13 @@ describe('torchvision size arithmetic', () => {
 
   test('options are validated sharp-style and defaults filled', () => {
     expect(normalizeDecodeOptions()).toEqual({
-      resize: 256, centerCrop: null, kernel: 'linear', fastShrinkOnLoad: false, autoOrient: true, iccProfile: 'ignore',
+      resize: 256, maxShorterSide: null, centerCrop: null, kernel: 'linear', fastShrinkOnLoad: false, autoOrient: true, iccProfile: 'ignore',
     });
     expect(() => normalizeDecodeOptions({ resize: 0 })).toThrow('Expected positive integer for resize but received 0 of type number');
     expect(() => normalizeDecodeOptions({ kernel: 'bilinear' as never })).toThrow(/Expected one of 'nearest', 'linear'.* for kernel but received 'bilinear' of type string/);
     expect(() => normalizeDecodeOptions({ centreCrop: 224 } as never)).toThrow(/did you mean 'centerCrop'/);
+    expect(() => normalizeDecodeOptions({ maxShorterSide: 512 })).toThrow('Expected resize null with maxShorterSide 512 (a cap on the decoded size) but received resize 256');
+    expect(() => normalizeDecodeOptions({ resize: null, maxShorterSide: -1 })).toThrow('Expected positive integer for maxShorterSide but received -1 of type number');
   });
 });
 
@@ -77,6 +82,38 @@ describe('decodeImage', () => {
       expect(Math.min(img.width, img.height)).toBe(256);
       expect(img.data.length).toBe(img.width * img.height * 3);
     }
+  });
+
+  test('RandomResizedCrop training decode: the decoded size, a shorter side over 512 reduced to 512, crops drawn on that', async () => {
+    expect(SOURCE_TRAIN_DECODE).toEqual({ resize: null, maxShorterSide: 512, centerCrop: null });
+    const ramp = async (file: string, width: number, height: number) => {
+      const data = Buffer.alloc(width * height * 3);
+      for (let i = 0; i < width * height; i++) data.set([(i % width) % 256, Math.floor(i / width) % 256, (i * 7) % 256], i * 3);
+      await sharp(data, { raw: { width, height, channels: 3 } }).png().toFile(file);
+      return file;
+    };
+    // under the cap: the original pixels, untouched
+    const small = await ramp(path.join(tmp, 'ramp-300x200.png'), 300, 200);
+    const kept = await decodeImage(small, SOURCE_TRAIN_DECODE);
+    expect([kept.width, kept.height]).toEqual([300, 200]);
+    expect(kept.data.equals((await decodeImage(small, { resize: null })).data)).toBe(true);
+    // over it: exactly the Resize(512) decode, shorter side 512, torchvision's longer side
+    for (const [width, height] of [[1200, 800], [700, 520], [600, 1500]]) {
+      const big = await ramp(path.join(tmp, `ramp-${width}x${height}.png`), width, height);
+      const capped = await decodeImage(big, SOURCE_TRAIN_DECODE);
+      expect([capped.width, capped.height]).toEqual(resizedSize(width, height, 512));
+      expect(capped.data.equals((await decodeImage(big, { resize: 512 })).data)).toBe(true);
+      // RandomResizedCrop's boxes are drawn on the capped grid and cover it
+      const transform = new Transform({ size: 64, randomResizedCrop: true });
+      const random = new Random(3);
+      const boxes = Array.from({ length: 200 }, () => transform.sample(capped, random).slice(0, 4));
+      for (const [x, y, w, h] of boxes) expect(x >= 0 && y >= 0 && x + w <= capped.width && y + h <= capped.height).toBe(true);
+      expect(Math.max(...boxes.map(([x, , w]) => x + w))).toBeGreaterThan(0.9 * capped.width);
+      expect(Math.max(...boxes.map(([, y, , h]) => y + h))).toBeGreaterThan(0.9 * capped.height);
+    }
+    // the cap is a setting of its own
+    const custom = await decodeImage(small, { resize: null, maxShorterSide: 100 });
+    expect([custom.width, custom.height]).toEqual([150, 100]);
   });
 
   test('eval: exactly 224x224', async () => {
