@@ -9,7 +9,7 @@ import * as path from 'path';
 import {
   createModel, createOptimizer, createSyntheticDataset, DataLoader, evalStep, loadCheckpoint, loadPretrained, loadTorchFile, manualSeed,
   randn, resolveConfig, runtimeInfo, saveWeights, scanDataset, setAllowTF32, setCudnnBenchmark, setNumThreads, tensor, train, trainStep, trainTransform,
-  TRAIN_DECODE, loadImageCache, Tensor,
+  SOURCE_TRAIN_DECODE, loadImageCache, Tensor,
 } from '../lib';
 
 const failures: string[] = [];
@@ -229,7 +229,7 @@ print(256 * int(sys.argv[1]) / (time.time() - t))`;
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ft-gpu-loader-'));
   await createSyntheticDataset(dir, { classes: 8, perClass: 384, size: 300, seed: 1 });
   const scan = await scanDataset(dir, { warn: () => undefined });
-  const cache = (await loadImageCache(scan.samples.map((s) => s.path), { decode: TRAIN_DECODE })).cache;
+  const cache = (await loadImageCache(scan.samples.map((s) => s.path), { decode: SOURCE_TRAIN_DECODE })).cache;
   const loader = new DataLoader(scan.samples, { batchSize: batch, transform: trainTransform({ pinMemory: true, channelsLast: true }), cache, seed: 0, prefetch: 2 });
   let loaderRate = 0;
   for (let epoch = 0; epoch < 2; epoch++) {

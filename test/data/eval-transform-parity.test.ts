@@ -1,5 +1,6 @@
 // How close our sharp decode is to torchvision's: Resize(256) -> CenterCrop(224) on PIL images
-// (the ImageNet eval transform), and Resize(256) alone (our train-time pre-resize), measured as
+// (the ImageNet eval transform), and Resize(256) alone (the train-time pre-resize without
+// RandomResizedCrop; test/data/train-transform-parity.test.ts covers the crop from the original), measured as
 // the mean absolute difference per channel value (0-255 scale) over real Caltech-101 images.
 // Reference: Debian's /usr/bin/python3 with python3-torchvision 0.14 and PIL (not the python3 on
 // PATH). Needs CALTECH101_DIR (the folder holding 101_ObjectCategories, or that folder itself);

@@ -9,7 +9,7 @@ import * as path from 'path';
 import {
   createModel, DataLoader, ImageCache, EVAL_DECODE, evalTransform, getNumThreads, getRngState, loadCheckpoint, loadImageCache, loadSplitManifest, loadWeights,
   readMetrics, readResults, readSplitManifest, resolveConfig, saveCheckpoint, saveWeights, scanDataset, setNumThreads, setRngState, tensor, train,
-  manualSeed, type Config, type PhaseResult, type Sample, type Tensor,
+  manualSeed, decodeImage, type Config, type DecodeOptions, type PhaseResult, type Sample, type Tensor,
 } from '../../lib';
 import { prerequisite } from '../helpers/prerequisite';
 import { findTorchPython, runPython, torchPythonUnavailableReason } from '../helpers/python';
@@ -353,6 +353,28 @@ test('data.cache_file: the first run writes the decoded images, the next reuses 
   fs.copyFileSync(small.files[small.classes[1]][0], small.files[small.classes[0]][0]);
   expect(await once('cache-3', true)).toEqual([]);
   expect(fs.statSync(onDisk).ino).not.toBe(written.ino);
+});
+
+test('train_max_side: with random_crop the training images keep their decoded size, the shorter side capped; without it the Resize(resize) copy', async () => {
+  const cacheFile = path.join(dir, 'train-max-side', 'decoded');
+  /** Sizes of the training images the run decoded, read back from its cache file for that decode. */
+  const trainSizes = async (name: string, overrides: Record<string, unknown>, suffix: string, decode: DecodeOptions) => {
+    const [run] = await train(config({ phase: 'finetune', run_name: name, 'data.cache_file': cacheFile, ...overrides }), quiet);
+    const files = (await splitOf(run)).train.map((s) => s.path);
+    const back = await loadImageCache(files, { decode, cacheFile: `${cacheFile}.${suffix}`, warn: () => undefined });
+    expect(back.source).toBe('disk');
+    return { files, sizes: back.images.map((im) => [im!.width, im!.height]) };
+  };
+  // the synthetic images have a shorter side of 40: a cap of 36 reduces them, no cap keeps them
+  const capped = await trainSizes('max-side-36', { train_max_side: 36 }, 'train-max36-full', { resize: null, maxShorterSide: 36, centerCrop: null });
+  expect(capped.sizes.every(([w, h]) => Math.min(w, h) === 36)).toBe(true);
+  const full = await trainSizes('max-side-null', { train_max_side: null }, 'train-full-full', { resize: null, centerCrop: null });
+  const originals = await Promise.all(full.files.map(async (f) => decodeImage(f, { resize: null })));
+  expect(full.sizes).toEqual(originals.map((im) => [im.width, im.height]));
+  expect(full.sizes.every(([w, h]) => Math.min(w, h) === 40)).toBe(true);
+  // random_crop off: the centre crop comes from the Resize(resize) decode, as before
+  const resized = await trainSizes('max-side-no-rrc', { train_max_side: 36, 'augmentation.random_crop': false }, 'train-36-full', { resize: 36, centerCrop: null });
+  expect(resized.sizes.every(([w, h]) => Math.min(w, h) === 36)).toBe(true);
 });
 
 test('data.include_background: BACKGROUND_Google becomes a class of its own', async () => {

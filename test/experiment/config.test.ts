@@ -46,6 +46,8 @@ describe('resolveConfig', () => {
     expect(() => resolveConfig({ overrides: { device: 'gpu' } })).toThrow("expected 'auto', 'cpu', 'cuda' or 'cuda:N' for device");
     expect(() => resolveConfig({ overrides: { arch: 'alexnet', head: 'conv1x1' } })).toThrow("head 'conv1x1' needs a ResNet");
     expect(() => resolveConfig({ overrides: { image_size: 300 } })).toThrow('resize (256) must be at least image_size (300)');
+    expect(() => resolveConfig({ overrides: { train_max_side: 200 } })).toThrow('train_max_side (200) must be at least image_size (224) or null');
+    expect(resolveConfig({ overrides: { train_max_side: null } }).train_max_side).toBeNull();
     expect(() => resolveConfig({ config: '/nonexistent.yaml' })).toThrow("cannot read config '/nonexistent.yaml': no such file");
     expect(() => resolveConfig({ overrides: { seeds: [0, 0] } })).toThrow('expected a non-empty list of different integers between 0 and 4294967295 for seeds but received an array of length 2');
     expect(() => resolveConfig({ overrides: { seeds: 3 } })).toThrow('for seeds but received 3 of type number');
