@@ -21,7 +21,9 @@
 // smaller than 256 px) use a bilinear affine transform on PIL's pixel-centre grid, because
 // sharp's resize enlarges a fraction of a pixel off that grid (mean difference 4.4 instead of
 // 0.15). Result: mean absolute difference 0.16 per value (0-255) for Resize(256) -> CenterCrop(224).
-// Train images: `{ resize: 256, centerCrop: null }` (crops come at sample time).
+// Train images for RandomResizedCrop: `{ resize: null, maxShorterSide: 512 }`, the decoded size
+// (torchvision cuts the box from the original and resizes once), capped for memory; without it
+// `{ resize: 256, centerCrop: null }` (the centre crop comes at sample time).
 // Eval images: `{ resize: 256, centerCrop: 224 }` = torchvision's Resize(256) -> CenterCrop(224).
 
 import { promises as fsp } from 'node:fs';
