@@ -224,12 +224,23 @@ export interface NativeAugmentOutput {
   /** Page-locked output (when CUDA is available), for asynchronous copies to the GPU. */
   pinMemory: boolean;
   threads: number;
+  /** RandomErasing: x, y, width, height per image (width 0: none), applied after normalising. */
+  erase?: Int32Array | null;
+}
+
+export interface NativeMixOptions {
+  numClasses: number;
+  lam: number;
+  /** CutMix's region [x1, y1, x2, y2]; null: MixUp. */
+  box: [number, number, number, number] | null;
 }
 
 export interface NativeAddon {
   Tensor: NativeTensorConstructor;
   /** params: 13 numbers per image (cropX, cropY, cropW, cropH, flip, brightness, contrast, saturation, hue, order x4). */
   augmentBatch(images: Array<{ data: Uint8Array; width: number; height: number }>, params: Float64Array, output: NativeAugmentOutput): Promise<NativeTensor>;
+  /** MixUp/CutMix of the images in place; resolves to the soft targets [N, numClasses]. */
+  mixBatch(images: NativeTensor, labels: NativeTensor, options: NativeMixOptions): Promise<NativeTensor>;
   Optimizer: NativeOptimizerConstructor;
   trainStep(model: NativeModel, optimizer: NativeOptimizer, images: NativeTensor, labels: NativeTensor, options: NativeStepOptions): Promise<NativeStepResult>;
   evalStep(model: NativeModel, images: NativeTensor, labels: NativeTensor | null, options: NativeStepOptions): Promise<NativeStepResult>;

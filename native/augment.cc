@@ -9,6 +9,7 @@
 #include "addon.h"
 #include "errors.h"
 #include "ops/augment_kernels.h"
+#include "ops/random_erasing.h"
 #include "tensor.h"
 
 namespace finetorch {
@@ -20,11 +21,12 @@ constexpr int kParamsPerImage = 13;  // cropX, cropY, cropW, cropH, flip, b, c, 
 class AugmentWorker : public Napi::AsyncWorker {
  public:
   AugmentWorker(Napi::Env env, std::vector<augment::ImageView> images, std::vector<augment::Params> params,
-                augment::Output output, bool channelsLast, bool pinMemory, int threads, std::vector<Napi::ObjectReference> keepAlive)
+                std::vector<augment::EraseBox> erasures, augment::Output output, bool channelsLast, bool pinMemory, int threads, std::vector<Napi::ObjectReference> keepAlive)
       : Napi::AsyncWorker(env, "finetorch.augment"),
         deferred_(Napi::Promise::Deferred::New(env)),
         images_(std::move(images)),
         params_(std::move(params)),
+        erasures_(std::move(erasures)),
         output_(output),
         channelsLast_(channelsLast),
         pinMemory_(pinMemory),
@@ -54,6 +56,8 @@ class AugmentWorker : public Napi::AsyncWorker {
             augment::cropResize(images_[i], params_[i], output_.width, output_.height, pixels);
             augment::colorJitter(pixels, params_[i]);
             augment::normalize(pixels, output_, channelsLast_, base + i * perImage);
+            // RandomErasing comes after Normalize in torchvision's presets: it zeroes normalised values
+            if (!erasures_.empty()) augment::erase(base + i * perImage, output_.width, output_.height, channelsLast_, erasures_[i]);
           }
         } catch (...) {
           failures[first] = std::current_exception();
@@ -85,6 +89,7 @@ class AugmentWorker : public Napi::AsyncWorker {
   Napi::Promise::Deferred deferred_;
   std::vector<augment::ImageView> images_;
   std::vector<augment::Params> params_;
+  std::vector<augment::EraseBox> erasures_;  // empty: no RandomErasing
   augment::Output output_;
   bool channelsLast_;
   bool pinMemory_;
@@ -93,7 +98,29 @@ class AugmentWorker : public Napi::AsyncWorker {
   torch::Tensor result_;
 };
 
-// augmentBatch(images: {data, width, height}[], params: Float64Array, options) -> Promise<Tensor>.
+// RandomErasing's boxes from options.erase, checked to lie inside the output (empty when absent).
+std::vector<augment::EraseBox> eraseBoxes(Napi::Value value, uint32_t count, const augment::Output& output) {
+  std::vector<augment::EraseBox> boxes;
+  if (value.IsNull() || value.IsUndefined()) return boxes;
+  if (!value.IsTypedArray() || value.As<Napi::TypedArray>().TypedArrayType() != napi_int32_array) {
+    throw std::invalid_argument("augmentBatch: erase must be an Int32Array");
+  }
+  auto flat = value.As<Napi::Int32Array>();
+  if (flat.ElementLength() != static_cast<size_t>(count) * 4) throw std::invalid_argument("augmentBatch: erase length mismatch");
+  for (uint32_t i = 0; i < count; i++) {
+    const int32_t* b = flat.Data() + static_cast<size_t>(i) * 4;
+    augment::EraseBox box{b[0], b[1], b[2], b[3]};
+    if (box.width != 0 && (box.x < 0 || box.y < 0 || box.width < 0 || box.height < 1 || box.x + box.width > output.width ||
+                           box.y + box.height > output.height)) {
+      throw std::invalid_argument("augmentBatch: erase box of image " + std::to_string(i) + " lies outside the output");
+    }
+    boxes.push_back(box);
+  }
+  return boxes;
+}
+
+// augmentBatch(images: {data, width, height}[], params: Float64Array, options) -> Promise<Tensor>;
+// options.erase (optional Int32Array, x, y, width, height per image): RandomErasing's boxes.
 // TS has validated everything (crop boxes inside images, sizes); C++ still checks what memory safety needs.
 Napi::Value augmentBatch(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -145,7 +172,8 @@ Napi::Value augmentBatch(const Napi::CallbackInfo& info) {
       perImage.push_back(q);
       keepAlive.push_back(Napi::Persistent(data.As<Napi::Object>()));
     }
-    auto* worker = new AugmentWorker(env, std::move(images), std::move(perImage), output, channelsLast, pinMemory, threads, std::move(keepAlive));
+    auto erasures = eraseBoxes(options.Get("erase"), list.Length(), output);
+    auto* worker = new AugmentWorker(env, std::move(images), std::move(perImage), std::move(erasures), output, channelsLast, pinMemory, threads, std::move(keepAlive));
     auto promise = worker->promise();
     worker->Queue();
     return promise;

@@ -1,9 +1,11 @@
 // Plain tensor operations exported beside the Tensor class (matmul, randn, cat, indexSelect),
 // run on the compute thread; the tests and benchmarks lean on them.
+#include <optional>
 #include <vector>
 
 #include "addon.h"
 #include "errors.h"
+#include "ops/mix_batch.h"
 #include "tensor.h"
 
 namespace finetorch {
@@ -60,6 +62,32 @@ Napi::Value indexSelect(const Napi::CallbackInfo& info) {
   });
 }
 
+// mixBatch(images, labels, { numClasses, lam, box: [x1, y1, x2, y2] | null }) -> Promise<Tensor>: MixUp
+// (no box) or CutMix of the images in place; resolves to the soft targets. TS validated the box.
+Napi::Value mixBatch(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return guarded(env, [&]() -> Napi::Value {
+    auto images = TensorWrap::unwrap(info[0], "images");
+    auto labels = TensorWrap::unwrap(info[1], "labels");
+    auto options = info[2].As<Napi::Object>();
+    int64_t numClasses = options.Get("numClasses").As<Napi::Number>().Int64Value();
+    double lam = options.Get("lam").As<Napi::Number>().DoubleValue();
+    std::optional<MixBox> box;
+    auto boxValue = options.Get("box");
+    if (!boxValue.IsNull() && !boxValue.IsUndefined()) {
+      auto b = boxValue.As<Napi::Array>();
+      box = MixBox{b.Get(0u).As<Napi::Number>().Int64Value(), b.Get(1u).As<Napi::Number>().Int64Value(), b.Get(2u).As<Napi::Number>().Int64Value(),
+                   b.Get(3u).As<Napi::Number>().Int64Value()};
+      if (images.dim() != 4 || box->x1 < 0 || box->y1 < 0 || box->x2 > images.size(3) || box->y2 > images.size(2)) {
+        throw std::invalid_argument("mixBatch: box lies outside the images");
+      }
+    }
+    return Addon::of(env).queue().run<torch::Tensor>(
+        env, [images, labels, numClasses, lam, box] { return finetorch::mixBatch(images, labels, numClasses, lam, box ? &*box : nullptr); },
+        [](Napi::Env e, torch::Tensor& result) -> Napi::Value { return TensorWrap::wrap(e, result); });
+  });
+}
+
 }  // namespace
 
 void registerTensorOps(Napi::Env env, Napi::Object exports, Addon&) {
@@ -67,6 +95,7 @@ void registerTensorOps(Napi::Env env, Napi::Object exports, Addon&) {
   exports.Set("randn", Napi::Function::New<randn>(env, "randn"));
   exports.Set("cat", Napi::Function::New<cat>(env, "cat"));
   exports.Set("indexSelect", Napi::Function::New<indexSelect>(env, "indexSelect"));
+  exports.Set("mixBatch", Napi::Function::New<mixBatch>(env, "mixBatch"));
 }
 
 }  // namespace finetorch

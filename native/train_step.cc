@@ -99,6 +99,7 @@ Napi::Value trainStep(const Napi::CallbackInfo& info) {
           // gradients set to none, not zero: frozen parameters then get no update at all (weight
           // decay and momentum included), as with PyTorch's zero_grad(set_to_none=True)
           for (auto& p : net->parameters()) p.mutable_grad() = torch::Tensor();
+          // int64 class indices [N], or probabilities [N, C] (cross_entropy's soft-target path)
           auto target = labels.to(images.device());
           torch::Tensor logits, value;
           if (sync) sync->beforeForward();
@@ -118,7 +119,8 @@ Napi::Value trainStep(const Napi::CallbackInfo& info) {
           for (auto& p : net->parameters()) {
             if (p.grad().defined()) withGrad.push_back(p);
           }
-          auto [hits1, hits5] = correctCounts(logits, target);
+          // soft targets (MixUp/CutMix): a hit is the dominant label, the one with the larger weight
+          auto [hits1, hits5] = correctCounts(logits, target.dim() == 2 ? target.argmax(1) : target);
           torch::Tensor foundInf;
           if (lossScale > 0) {
             torch::NoGradGuard noGrad;

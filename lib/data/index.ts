@@ -9,5 +9,6 @@ export { sniffImageFormat, IMAGE_FORMATS, type ImageFormat } from './formats';
 export { summariseSkipped, defaultWarn, type SkipKind } from './skipped';
 export * from './transforms';
 export * from './loader';
+export * from './mix';
 export { createSyntheticDataset, SYNTHETIC_CLASS_NAMES } from './synthetic';
 export type { SyntheticDatasetOptions, SyntheticDataset, SyntheticExtras } from './synthetic';

@@ -131,7 +131,7 @@ export class DataLoader {
     // per-batch generator: the same numbers whatever order batches are prepared in
     const random = this.transform.random ? new Random(deriveSeed(this.seed, `augment:${epoch}:${index}`)) : undefined;
     const params = images.map((image) => this.transform.sample(image, random));
-    const batchImages = await this.transform.apply(images, params);
+    const batchImages = await this.transform.apply(images, params, this.transform.sampleErasures(images.length, random));
     const labels = tensor(BigInt64Array.from(kept, (i) => BigInt(this.samples[i].label)), [kept.length]);
     return { images: batchImages, labels, indices: kept, index };
   }

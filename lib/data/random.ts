@@ -94,6 +94,34 @@ export class Random {
     return Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * this.next());
   }
 
+  /**
+   * Gamma(shape, 1) by Marsaglia and Tsang's squeeze method; a shape below 1 is boosted to shape + 1
+   * and scaled by U^(1 / shape).
+   */
+  gamma(shape: number): number {
+    if (typeof shape !== 'number' || !(shape > 0) || !Number.isFinite(shape)) throw invalid('positive finite number', 'shape', shape);
+    if (shape < 1) return this.gamma(shape + 1) * Math.pow(1 - this.next(), 1 / shape);
+    const d = shape - 1 / 3;
+    const c = 1 / Math.sqrt(9 * d);
+    for (;;) {
+      const x = this.normal();
+      const t = 1 + c * x;
+      if (t <= 0) continue;
+      const v = t * t * t;
+      const u = 1 - this.next(); // in (0, 1]
+      if (u < 1 - 0.0331 * x * x * x * x || Math.log(u) < 0.5 * x * x + d * (1 - v + Math.log(v))) return d * v;
+    }
+  }
+
+  /** Beta(a, b) as X / (X + Y) of two Gamma draws (as torch's Dirichlet sampler draws it). */
+  beta(a: number, b: number): number {
+    const x = this.gamma(a);
+    const y = this.gamma(b);
+    // tiny shapes can underflow both draws: then the mass sits at the ends, in proportion a : b
+    if (x + y === 0) return this.next() < a / (a + b) ? 1 : 0;
+    return x / (x + y);
+  }
+
   /** Fisher-Yates shuffle in place; returns the array. */
   shuffle<T>(items: T[]): T[] {
     for (let i = items.length - 1; i > 0; i--) {

@@ -29,6 +29,11 @@ export interface TransformOptions {
   horizontalFlip?: boolean | number;
   /** ColorJitter: one number for brightness/contrast/saturation (e.g. 0.1), or each one (and hue). */
   colorJitter?: number | ColorJitterOptions;
+  /**
+   * torchvision's RandomErasing after Normalize (value 0): the probability per image (e.g. 0.25),
+   * or the probability with its own area scale (default 0.02-0.33) and aspect ratio (0.3-3.3).
+   */
+  randomErasing?: number | RandomErasingOptions;
   mean?: [number, number, number];
   std?: [number, number, number];
   /** Lay the batch out channels-last in memory (same NCHW shape). */
@@ -40,6 +45,12 @@ export interface TransformOptions {
    * overlap on libuv's pool); with pinMemory (a GPU to feed) every core.
    */
   threads?: number;
+}
+
+export interface RandomErasingOptions {
+  probability: number;
+  scale?: [number, number];
+  ratio?: [number, number];
 }
 
 interface ResolvedJitter {
@@ -55,6 +66,8 @@ export class Transform {
   readonly randomCrop: boolean;
   readonly flipProbability: number;
   readonly jitter: ResolvedJitter;
+  /** RandomErasing (probability 0: off). */
+  readonly erasing: { probability: number; scale: [number, number]; ratio: [number, number] };
   readonly mean: [number, number, number];
   readonly std: [number, number, number];
   readonly channelsLast: boolean;
@@ -63,7 +76,7 @@ export class Transform {
 
   constructor(options: TransformOptions = {}) {
     knownKeys('transform options', plainObject('transform options', options), [
-      'size', 'randomResizedCrop', 'randomCrop', 'horizontalFlip', 'colorJitter', 'mean', 'std', 'channelsLast', 'pinMemory', 'threads',
+      'size', 'randomResizedCrop', 'randomCrop', 'horizontalFlip', 'colorJitter', 'randomErasing', 'mean', 'std', 'channelsLast', 'pinMemory', 'threads',
     ]);
     this.size = positiveInteger('size', options.size ?? 224);
     const rrc = options.randomResizedCrop ?? false;
@@ -97,6 +110,7 @@ export class Transform {
         hue: numberInRange('colorJitter.hue', jitter.hue ?? 0, 0, 0.5),
       };
     }
+    this.erasing = resolveErasing(options.randomErasing ?? 0);
     this.mean = options.mean ?? IMAGENET_MEAN;
     this.std = options.std ?? IMAGENET_STD;
     this.channelsLast = boolean('channelsLast', options.channelsLast ?? false);
@@ -107,7 +121,10 @@ export class Transform {
   /** True when the transform draws random numbers (training augmentation). */
   get random(): boolean {
     const j = this.jitter;
-    return this.randomResizedCrop !== null || this.randomCrop || this.flipProbability > 0 || j.brightness + j.contrast + j.saturation + j.hue > 0;
+    return (
+      this.randomResizedCrop !== null || this.randomCrop || this.flipProbability > 0 || j.brightness + j.contrast + j.saturation + j.hue > 0 ||
+      this.erasing.probability > 0
+    );
   }
 
   /** The 13 native parameters for one image: crop box, flip, jitter factors and their order. */
@@ -159,17 +176,86 @@ export class Transform {
     return [Math.floor((width - w) / 2), Math.floor((height - h) / 2), w, h];
   }
 
-  /** Crops, resizes, flips, jitters and normalises a batch in one native call (off the event loop). */
-  async apply(images: DecodedImage[], params: number[][]): Promise<Tensor> {
+  /**
+   * RandomErasing's boxes for a batch of `count` images (x, y, width, height each; width 0 keeps the
+   * image whole), drawn after the other parameters so turning it on leaves the crops as they were;
+   * null when erasing is off.
+   */
+  sampleErasures(count: number, random?: Random): Int32Array | null {
+    if (this.erasing.probability === 0) return null;
+    if (!random) throw new Error('this transform is random: pass a seeded Random');
+    const boxes = new Int32Array(count * 4);
+    for (let i = 0; i < count; i++) {
+      if (random.next() < this.erasing.probability) boxes.set(this.erasureBox(random), i * 4);
+    }
+    return boxes;
+  }
+
+  /**
+   * torchvision's RandomErasing.get_params on the size x size output: 10 tries at a random area and
+   * log-uniform aspect (height = round(sqrt(area * aspect)), strictly inside the image), else nothing.
+   */
+  private erasureBox(random: Random): [number, number, number, number] {
+    const side = this.size;
+    const { scale, ratio } = this.erasing;
+    const logRatio = [Math.log(ratio[0]), Math.log(ratio[1])];
+    for (let attempt = 0; attempt < 10; attempt++) {
+      const eraseArea = side * side * random.uniform(scale[0], scale[1]);
+      const aspect = Math.exp(random.uniform(logRatio[0], logRatio[1]));
+      const h = roundHalfEven(Math.sqrt(eraseArea * aspect));
+      const w = roundHalfEven(Math.sqrt(eraseArea / aspect));
+      if (!(h < side && w < side)) continue;
+      const y = random.int(side - h + 1);
+      const x = random.int(side - w + 1);
+      return [x, y, w, h];
+    }
+    return [0, 0, 0, 0];
+  }
+
+  /**
+   * Crops, resizes, flips, jitters and normalises a batch in one native call (off the event loop),
+   * then erases the `erasures` boxes (sampleErasures) from the normalised images.
+   */
+  async apply(images: DecodedImage[], params: number[][], erasures: Int32Array | null = null): Promise<Tensor> {
     if (images.length === 0) throw new RangeError('Expected at least one image in the batch');
+    if (erasures !== null) validateErasures(erasures, images.length, this.size);
     const flat = new Float64Array(images.length * PARAMS_PER_IMAGE);
     params.forEach((p, i) => flat.set(p, i * PARAMS_PER_IMAGE));
     const result = await native().augmentBatch(
       images.map((im) => ({ data: im.data, width: im.width, height: im.height })),
       flat,
-      { width: this.size, height: this.size, mean: this.mean, std: this.std, channelsLast: this.channelsLast, pinMemory: this.pinMemory, threads: this.threads },
+      {
+        width: this.size, height: this.size, mean: this.mean, std: this.std, channelsLast: this.channelsLast, pinMemory: this.pinMemory, threads: this.threads,
+        erase: erasures,
+      },
     );
     return new Tensor(result);
+  }
+}
+
+function resolveErasing(option: number | RandomErasingOptions): Transform['erasing'] {
+  const custom = typeof option === 'number' ? { probability: option } : plainObject('randomErasing', option);
+  if (typeof option !== 'number') knownKeys('randomErasing', custom, ['probability', 'scale', 'ratio']);
+  const probability = numberInRange(typeof option === 'number' ? 'randomErasing' : 'randomErasing.probability', custom.probability, 0, 1);
+  const scale = (custom.scale ?? [0.02, 0.33]) as [number, number];
+  const ratio = (custom.ratio ?? [0.3, 3.3]) as [number, number];
+  if (!Array.isArray(scale) || scale.length !== 2 || !(scale[0] > 0 && scale[0] <= scale[1] && scale[1] <= 1)) {
+    throw invalid('[min, max] with 0 < min <= max <= 1', 'randomErasing.scale', scale);
+  }
+  if (!Array.isArray(ratio) || ratio.length !== 2 || !(ratio[0] > 0 && ratio[0] <= ratio[1])) {
+    throw invalid('[min, max] with 0 < min <= max', 'randomErasing.ratio', ratio);
+  }
+  return { probability, scale, ratio };
+}
+
+function validateErasures(erasures: unknown, count: number, side: number): void {
+  if (!(erasures instanceof Int32Array) || erasures.length !== count * 4) throw invalid(`Int32Array of ${count * 4} values (x, y, width, height per image)`, 'erasures', erasures);
+  for (let i = 0; i < erasures.length; i += 4) {
+    const [x, y, w, h] = erasures.subarray(i, i + 4);
+    if (w === 0) continue;
+    if (!(x >= 0 && y >= 0 && w > 0 && h > 0 && x + w <= side && y + h <= side)) {
+      throw new RangeError(`Expected erase box ${i / 4} inside the ${side}x${side} output but received x ${x}, y ${y}, width ${w}, height ${h}`);
+    }
   }
 }
 

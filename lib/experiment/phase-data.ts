@@ -63,6 +63,7 @@ export async function loadPhaseData(split: Split, config: Config, plan: PhasePla
         randomResizedCrop: config.augmentation.random_crop,
         horizontalFlip: config.augmentation.horizontal_flip,
         colorJitter: config.augmentation.color_jitter,
+        randomErasing: config.augmentation.random_erasing,
         ...layout,
       })
     : evalTransform({ size: config.image_size, ...layout });

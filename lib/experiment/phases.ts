@@ -17,8 +17,10 @@ export interface PhasePlan {
   learningRate: number;
   /** The head's own rate (fine-tuning with head_lr), or null for one rate everywhere. */
   headLearningRate: number | null;
-  /** Random crop, flip and colour jitter on the training images. */
+  /** Random crop, flip, colour jitter (and random erasing) on the training images. */
   augment: boolean;
+  /** MixUp/CutMix on the training batches (when configured): the phases that train the whole network. */
+  mixBatches: boolean;
   /** The frozen backbone runs once per image; the head trains on its cached features. */
   featureCache: boolean;
 }
@@ -33,6 +35,7 @@ export function planPhase(config: PhaseConfig): PhasePlan {
         learningRate: config.learning_rate,
         headLearningRate: null,
         augment,
+        mixBatches: false,
         featureCache: config.feature_cache && !augment,
       };
     }
@@ -43,10 +46,11 @@ export function planPhase(config: PhaseConfig): PhasePlan {
         learningRate: config.finetune_lr,
         headLearningRate: config.head_lr,
         augment: true,
+        mixBatches: true,
         featureCache: false,
       };
     case 'scratch':
-      return { init: 'random', frozenBackbone: false, learningRate: config.learning_rate, headLearningRate: null, augment: true, featureCache: false };
+      return { init: 'random', frozenBackbone: false, learningRate: config.learning_rate, headLearningRate: null, augment: true, mixBatches: true, featureCache: false };
   }
 }
 

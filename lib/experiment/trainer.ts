@@ -7,6 +7,8 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { scanDataset } from '../data/caltech101';
+import { BatchMix } from '../data/mix';
+import { deriveSeed, Random } from '../data/random';
 import { DistributedFailure, type GradientSync, type ProcessGroup } from '../distributed/process-group';
 import { distributedShard, evaluationShard } from '../distributed/sampler';
 import type { Split } from '../data/splits';
@@ -17,7 +19,7 @@ import { loadCheckpoint, restoreCheckpoint, writeCheckpoints } from '../training
 import { createOptimizer, type Optimizer } from '../training/optimizer';
 import { createScheduler, type LrScheduler } from '../training/schedulers';
 import { trainStep } from '../training/steps';
-import { tensor } from '../tensor';
+import { tensor, type Tensor } from '../tensor';
 import { pct } from '../utils/format';
 import { imageBatches, ONE_PROCESS, type PhaseBatches, type SampleShards } from './batches';
 import type { Config } from './config';
@@ -92,6 +94,8 @@ interface PhaseRun {
   /** Distributed runs: the trainable parameters' gradient averaging. */
   sync?: GradientSync;
   runLog?: RunLog;
+  /** MixUp/CutMix of the training batches, or null when off (or the phase does not mix). */
+  mix: BatchMix | null;
   hooks: RunHooks;
   log: (line: string) => void;
   startEpoch: number;
@@ -249,8 +253,10 @@ async function setUpPhase(config: PhaseConfig, hooks: RunHooks): Promise<PhaseRu
     }
     // DDP's Reducer over what this phase trains (after freezing: the frozen parameters are not in it)
     const sync = group ? await group.gradientSync(model) : undefined;
+    const { mixup_alpha: mixupAlpha, cutmix_alpha: cutmixAlpha } = config.augmentation;
+    const mix = plan.mixBatches && !batches.features ? new BatchMix({ mixupAlpha, cutmixAlpha, numClasses: split.classes.length }) : null;
     return {
-      config, plan, folder, role, device, split, model, optimizer, scheduler, batches, sync, hooks, log,
+      config, plan, folder, role, device, split, model, optimizer, scheduler, batches, sync, hooks, log, mix: mix?.enabled ? mix : null,
       runLog: role.writer ? new RunLog(folder.logs) : undefined,
       startEpoch: resumed.epoch, step: resumed.step, bestValTop1: resumed.bestValTop1,
     };
@@ -351,7 +357,8 @@ async function trainOneEpoch(run: PhaseRun, epoch: number) {
   const progress = new ProgressLine(`[${folder.name}] epoch ${epoch + 1}/${config.epochs}`, batches.trainLength, { quiet: config.quiet || !run.role.writer });
   let done = 0;
   for await (const batch of batches.train(epoch)) {
-    const result = await trainStep(model, optimizer, batch.images, batch.labels, {
+    const targets = run.mix ? await mixBatch(run, run.mix, batch, epoch, done) : batch.labels;
+    const result = await trainStep(model, optimizer, batch.images, targets, {
       labelSmoothing: config.label_smoothing,
       features: batches.features,
       gradStatsBins: run.step % 50 === 0 ? 30 : 0,
@@ -368,6 +375,7 @@ async function trainOneEpoch(run: PhaseRun, epoch: number) {
     if (result.gradStats) run.runLog?.gradients(config.phase, run.step, result.gradStats);
     batch.images.dispose();
     batch.labels.dispose();
+    if (targets !== batch.labels) targets.dispose();
     done++;
     // the global rate: every rank trains as many images at about this pace
     const rate = (ranks * top1.count) / ((Date.now() - epochStart) / 1000);
@@ -392,6 +400,17 @@ async function trainOneEpoch(run: PhaseRun, epoch: number) {
   const [loss, hits1, hits5, images] = sums.toTypedArray() as Float64Array;
   sums.dispose();
   return { loss: loss / images, top1: hits1 / images, top5: hits5 / images, images, seconds, progress };
+}
+
+/**
+ * MixUp/CutMix of one training batch in place; returns its soft targets. In a distributed run each
+ * rank mixes its own batch with its own draws (the rank is part of the seed), which is how DDP
+ * users of torchvision's reference run it: the mixing sits in each process's collate_fn.
+ */
+async function mixBatch(run: PhaseRun, mix: BatchMix, batch: { images: Tensor; labels: Tensor }, epoch: number, index: number): Promise<Tensor> {
+  const random = new Random(deriveSeed(run.config.seed, `mix:${run.role.group?.rank ?? 0}:${epoch}:${index}`));
+  const [height, width] = batch.images.shape.slice(2);
+  return (await mix.apply(batch.images, batch.labels, mix.sample(width, height, random))).targets;
 }
 
 /**

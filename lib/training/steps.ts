@@ -103,7 +103,25 @@ function validateInputs(model: Model, inputs: Tensor, features: boolean): void {
 }
 
 /**
- * Trains on one batch in one native call. Calls on the same model run one after another, never
+ * Class indices (int64 [N]) or soft targets (class probabilities, float32 [N, numClasses], e.g.
+ * MixUp/CutMix's): cross_entropy takes either, as PyTorch's does since 1.10.
+ */
+function validateTargets(labels: unknown, batch: number, numClasses: number): void {
+  if (!(labels instanceof Tensor) || !labels.dtype.startsWith('float')) {
+    validateLabels(labels, batch, numClasses);
+    return;
+  }
+  if (labels.dtype !== 'float32' || labels.shape.length !== 2 || labels.shape[0] !== batch || labels.shape[1] !== numClasses) {
+    throw new TypeError(
+      `Expected soft targets of shape [${batch}, ${numClasses}] and dtype float32 (class probabilities per image) but received [${labels.shape.join(', ')}] ${labels.dtype}`,
+    );
+  }
+}
+
+/**
+ * Trains on one batch in one native call. `labels` are class indices (int64 [N]) or soft targets
+ * (float32 [N, numClasses]); with soft targets top-1/top-5 count against each image's dominant
+ * class. Calls on the same model run one after another, never
  * interleaved. A non-finite loss rejects with an error and leaves the parameters untouched.
  */
 export async function trainStep(model: Model, optimizer: Optimizer, images: Tensor, labels: Tensor, options: StepOptions = {}): Promise<StepResult> {
@@ -116,7 +134,7 @@ export async function trainStep(model: Model, optimizer: Optimizer, images: Tens
   }
   opts.gradientSync = options.gradientSync?.native ?? null;
   validateInputs(model, images, opts.features);
-  validateLabels(labels, images.shape[0], model.numClasses);
+  validateTargets(labels, images.shape[0], model.numClasses);
   let scaler: GradScaler | undefined;
   if (opts.amp === 'fp16') {
     scaler = options.scaler ?? scalers.get(optimizer) ?? new GradScaler();

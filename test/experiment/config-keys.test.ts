@@ -292,9 +292,31 @@ describe('feature_extract_augmentation and augmentation.*', () => {
     ['random_crop', { 'augmentation.random_crop': true }],
     ['horizontal_flip', { 'augmentation.horizontal_flip': true }],
     ['color_jitter', { 'augmentation.color_jitter': 0.4 }],
+    ['random_erasing', { 'augmentation.random_erasing': 0.5 }],
   ])('augmentation.%s alone makes the epochs see different images', async (name, on) => {
     const run = await phaseOne(`aug-${name}`, { feature_extract_augmentation: true, ...off, ...on });
     expect(run.change).toBeGreaterThan(1e-3);
+  });
+
+  // MixUp/CutMix act in the phases that train the whole network: fine-tuning at rate 0 with the 15
+  // training images in one batch, so BatchNorm's batch statistics and the weights are the same
+  // each epoch and only the mixing can change the training loss.
+  async function finetuneChange(name: string, overrides: Record<string, unknown>) {
+    const [run] = await train(config({ phase: 'finetune', run_name: name, epochs: 2, batch_size: 15, ...off, ...overrides }), quiet);
+    const losses = trainLosses(run);
+    expect(losses).toHaveLength(2);
+    return Math.abs(losses[1] - losses[0]) / losses[0];
+  }
+
+  test.each([
+    ['mixup_alpha', { 'augmentation.mixup_alpha': 0.4 }],
+    ['cutmix_alpha', { 'augmentation.cutmix_alpha': 1 }],
+  ])('augmentation.%s alone makes the fine-tuning epochs train on different mixes', async (name, on) => {
+    expect(await finetuneChange(`mix-${name}`, on)).toBeGreaterThan(1e-3);
+  });
+
+  test('the fine-tuning control: every augmentation off, the epochs train on the same batch', async () => {
+    expect(await finetuneChange('mix-control', {})).toBeLessThan(1e-5);
   });
 });
 

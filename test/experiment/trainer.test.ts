@@ -7,6 +7,7 @@ import {
   createModel, DataLoader, EVAL_DECODE, evalTransform, getNumThreads, InterruptedError, loadCheckpoint, loadImageCache, loadSplitManifest, loadWeights, manualSeed,
   readMetrics, resolveConfig, saveWeights, scanDataset, setNumThreads, train, type Config, type PhaseResult,
 } from '../../lib';
+import { planPhase } from '../../lib/experiment/phases';
 import { createSyntheticDataset } from '../helpers/synthetic-dataset';
 
 let dir: string;
@@ -135,6 +136,28 @@ describe('train', () => {
     expect(html).toContain('fine-tuning (all layers)');
     // finetune used the same split as feature_extract
     expect(fs.readFileSync(path.join(ft.runDir, 'split.json'), 'utf8')).toBe(fs.readFileSync(path.join(fe.runDir, 'split.json'), 'utf8'));
+  });
+
+  test('MixUp + CutMix + RandomErasing (finetune): the run completes and reports accuracy; the draws are seeded and change training; phase 1 never mixes', async () => {
+    const mixing = { 'augmentation.mixup_alpha': 0.2, 'augmentation.cutmix_alpha': 1, 'augmentation.random_erasing': 0.25, label_smoothing: 0.1 };
+    const run = async (name: string, overrides: Record<string, unknown>) => {
+      const [r] = await train(config({ phase: 'finetune', weights, epochs: 2, report: false, run_name: name, ...overrides }), quiet);
+      return r;
+    };
+    const mixed = await run('mix-a', mixing);
+    const again = await run('mix-b', mixing);
+    const plain = await run('mix-off', {});
+    const train1 = readMetrics(path.join(mixed.runDir, 'logs', 'metrics.jsonl')).filter((r) => r.kind === 'metrics' && r.split === 'train') as Array<{ top1: number; loss: number }>;
+    expect(train1).toHaveLength(2);
+    for (const r of train1) expect(r.top1 >= 0 && r.top1 <= 1 && Number.isFinite(r.loss)).toBe(true);
+    expect(mixed.test.count).toBe(16);
+    expect(mixed.test.top1 >= 0 && mixed.test.top1 <= 1).toBe(true);
+    console.log(`mixed finetune: train top-1 ${train1.map((r) => r.top1.toFixed(3)).join(', ')} (dominant label), test top-1 ${mixed.test.top1.toFixed(3)}; unmixed test top-1 ${plain.test.top1.toFixed(3)}`);
+    expect(trainLosses(again)).toEqual(trainLosses(mixed));
+    expect(trainLosses(plain)).not.toEqual(trainLosses(mixed));
+    const phase1 = resolveConfig({ overrides: { ...mixing, phase: 'feature_extract', feature_extract_augmentation: true } });
+    expect(planPhase({ ...phase1, phase: 'feature_extract' }).mixBatches).toBe(false);
+    expect(planPhase({ ...phase1, phase: 'scratch' }).mixBatches).toBe(true);
   });
 
   test('the phase-1 feature cache runs the backbone once and gives the same training as the uncached phase', async () => {

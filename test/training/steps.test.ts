@@ -9,6 +9,7 @@ import {
   getRngState,
   loadCheckpoint,
   manualSeed,
+  Random,
   randn,
   restoreCheckpoint,
   setRngState,
@@ -240,6 +241,91 @@ print(json.dumps(out))`,
         expect({ case: c, relativeError: Math.abs(loss - reference[i]) / reference[i] < 1e-6 }).toEqual({ case: c, relativeError: true });
       }
     }
+    model.dispose();
+  });
+});
+
+describe('trainStep with soft targets', () => {
+  torch.test('probability targets: loss and gradients are cross_entropy’s (label smoothing, class weights); top-1 counts the dominant class', async () => {
+    assertPresent(torch);
+    manualSeed(4);
+    const model = createModel('resnet18', { numClasses: 4 }).eval();
+    const features = await model.features(randn([6, 3, 32, 32]));
+    const { logits } = await evalStep(model, features, undefined, { features: true, returnLogits: true });
+    // MixUp-like rows (two classes) and general distributions
+    const random = new Random(8);
+    const rows = Array.from({ length: 6 }, (_, n) => {
+      const row = n < 3 ? [0, 0, 0, 0] : Array.from({ length: 4 }, () => random.next() + 0.05);
+      if (n < 3) {
+        const lam = random.uniform(0.55, 1);
+        row[n] += lam;
+        row[(n + 2) % 4] += 1 - lam;
+      }
+      const total = row.reduce((a, b) => a + b, 0);
+      return row.map((v) => v / total);
+    });
+    const targets = tensor(Float32Array.from(rows.flat()), [6, 4]);
+    const cases: Array<{ labelSmoothing?: number; weights?: number[] }> = [
+      {},
+      { labelSmoothing: 0.1 },
+      { weights: [1, 2, 0.5, 0.25] },
+      { labelSmoothing: 0.35, weights: [0.2, 3, 1, 0.7] },
+    ];
+    const reference = JSON.parse(
+      runPython(
+        `import json, sys, torch
+import torch.nn.functional as F
+z = torch.tensor(json.loads(sys.argv[1]), dtype=torch.float32).view(6, 4).requires_grad_()
+t = torch.tensor(json.loads(sys.argv[2]), dtype=torch.float32).view(6, 4)
+f = torch.tensor(json.loads(sys.argv[3]), dtype=torch.float32).view(6, -1)
+out = []
+for c in json.loads(sys.argv[4]):
+    w = torch.tensor(c['weights'], dtype=torch.float32) if 'weights' in c else None
+    loss = F.cross_entropy(z, t, weight=w, label_smoothing=c.get('labelSmoothing', 0.0))
+    gz, = torch.autograd.grad(loss, z)
+    out.append({'loss': loss.item(), 'weight': (gz.t() @ f).flatten().tolist(), 'bias': gz.sum(0).tolist()})
+print(json.dumps(out))`,
+        [JSON.stringify(Array.from(logits!.toTypedArray() as Float32Array)), JSON.stringify(rows.flat()), JSON.stringify(Array.from(features.toTypedArray() as Float32Array)), JSON.stringify(cases)],
+      ),
+    ) as Array<{ loss: number; weight: number[]; bias: number[] }>;
+    expect(new Set(reference.map((r) => r.loss.toFixed(4))).size).toBe(cases.length);
+    // the dominant class of each row, against the logits' first choice
+    const z = logits!.toTypedArray() as Float32Array;
+    const argmax = (v: ArrayLike<number>, n: number) => [0, 1, 2, 3].reduce((best, k) => (v[n * 4 + k] > v[n * 4 + best] ? k : best), 0);
+    const hits = rows.filter((_, n) => argmax(z, n) === argmax(rows.flat(), n)).length;
+    const optimizer = createOptimizer(model, { type: 'sgd', lr: 0 });
+    const worst = { loss: 0, grad: 0 };
+    for (const [i, c] of cases.entries()) {
+      const result = await trainStep(model, optimizer, features, targets, {
+        features: true,
+        ...(c.labelSmoothing === undefined ? {} : { labelSmoothing: c.labelSmoothing }),
+        ...(c.weights === undefined ? {} : { classWeights: tensor(new Float32Array(c.weights)) }),
+      });
+      worst.loss = Math.max(worst.loss, Math.abs(result.loss - reference[i].loss) / Math.abs(reference[i].loss));
+      const grads = model.namedGradients();
+      const relative = (ours: Tensor | undefined, theirs: number[]) => {
+        const v = ours!.toTypedArray() as Float32Array;
+        const scale = Math.max(...theirs.map(Math.abs));
+        return Math.max(...theirs.map((t, k) => Math.abs(v[k] - t))) / scale;
+      };
+      worst.grad = Math.max(worst.grad, relative(grads.get('fc.weight'), reference[i].weight), relative(grads.get('fc.bias'), reference[i].bias));
+      expect(result.correct1).toBe(hits);
+      expect(result.count).toBe(6);
+    }
+    console.log(`soft-target cross-entropy vs PyTorch: loss relative error ${worst.loss.toExponential(2)}, gradients ${worst.grad.toExponential(2)}`);
+    expect(worst.loss).toBeLessThan(1e-5);
+    expect(worst.grad).toBeLessThan(1e-4);
+    model.dispose();
+  });
+
+  test('soft targets must be float32 [N, numClasses]', async () => {
+    const model = createModel('resnet18', { numClasses: 3 });
+    const optimizer = createOptimizer(model, { type: 'sgd', lr: 0 });
+    const x = randn([2, 3, 32, 32]);
+    await expect(trainStep(model, optimizer, x, tensor(new Float32Array(8), [2, 4]))).rejects.toThrow(
+      'Expected soft targets of shape [2, 3] and dtype float32 (class probabilities per image) but received [2, 4] float32',
+    );
+    await expect(trainStep(model, optimizer, x, tensor(new Float64Array(6), [2, 3]))).rejects.toThrow('received [2, 3] float64');
     model.dispose();
   });
 });
