@@ -3,6 +3,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import YAML from 'yaml';
+import { AUGMENT_POLICIES, MAGNITUDE_BINS, MAX_POLICY_STEPS } from '../data/auto-augment';
 import { ARCHITECTURES, HEADS } from '../models/model';
 import { OPTIMIZERS } from '../training/optimizer';
 import { describe as describeValue, nearest } from '../utils/validate';
@@ -61,6 +62,9 @@ export const SCHEMA = {
       random_crop: { kind: 'boolean' },
       horizontal_flip: { kind: 'boolean' },
       color_jitter: { kind: 'number', min: 0, max: 1 },
+      policy: { kind: 'enum', values: AUGMENT_POLICIES },
+      rand_augment_ops: { kind: 'number', min: 0, max: MAX_POLICY_STEPS, integer: true },
+      rand_augment_magnitude: { kind: 'number', min: 0, max: MAGNITUDE_BINS - 1, integer: true },
     },
   },
   feature_extract_augmentation: { kind: 'boolean' },
