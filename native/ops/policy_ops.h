@@ -64,7 +64,8 @@ struct RgbImage {
 
 // PIL's Image.transform(AFFINE, NEAREST) with a black fill; `a` maps output to input coordinates
 // (Geometry.c: a pure scale/translation goes through ImagingScaleAffine, the rest through 16.16
-// fixed point, both sampling at the pixel centre).
+// fixed point, both sampling at the pixel centre). PIL falls back to doubles only when a corner
+// maps beyond ±32768 pixels, which images up to the config's 4096² with these magnitudes never do.
 inline void affineNearest(RgbImage img, const double a[6]) {
   const int w = img.width, h = img.height;
   std::vector<uint8_t> out(img.pixels.size(), 0);
@@ -109,7 +110,7 @@ inline void inverseAffineMatrix(double cx, double cy, double angle, double tx, d
   double b = -std::cos(rot - sy) * std::tan(sx) / std::cos(sy) - std::sin(rot);
   double c = std::sin(rot - sy) / std::cos(sy);
   double d = -std::sin(rot - sy) * std::tan(sx) / std::cos(sy) + std::cos(rot);
-  double matrix[6] = {d / 1.0, -b / 1.0, 0.0 / 1.0, -c / 1.0, a / 1.0, 0.0 / 1.0};
+  double matrix[6] = {d, -b, 0.0, -c, a, 0.0};  // scale 1
   matrix[2] += matrix[0] * (-cx - tx) + matrix[1] * (-cy - ty);
   matrix[5] += matrix[3] * (-cx - tx) + matrix[4] * (-cy - ty);
   matrix[2] += cx;
