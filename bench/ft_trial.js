@@ -10,6 +10,9 @@
 //   loader    decode throughput (loadImageCache), first (decoding) and cached loader epochs
 //   features  train(config) of a feature_extract phase, end to end (feature cache)
 //   drift     RSS over many train steps (full network, or the head on cached features)
+//   augment   per-image cost of the native augmentation on one thread: the crop/flip/jitter/
+//             normalise kernels alone, with each policy (TrivialAugmentWide, RandAugment,
+//             AutoAugment), and each policy op alone on size² images (finetorch only)
 const fs = require('fs');
 const os = require('os');
 const path = require('path');
@@ -272,7 +275,57 @@ async function kindDrift(s) {
   };
 }
 
-const KINDS = { step: kindStep, epoch: kindEpoch, loader: kindLoader, features: kindFeatures, drift: kindDrift };
+/** Milliseconds per image of `fn` over `count` images: the median of `repeats` timed runs after one warm-up. */
+async function msPerImage(fn, count, repeats) {
+  await fn();
+  const times = [];
+  for (let r = 0; r < repeats; r++) {
+    const t0 = now();
+    await fn();
+    times.push(((now() - t0) * 1000) / count);
+  }
+  return median(times);
+}
+
+async function kindAugment(s) {
+  // photo-sized sources with smooth content plus noise (the ops' costs do not depend on content
+  // much, but Equalize/AutoContrast's tables and the crops' sizes do vary with it)
+  const images = Array.from({ length: s.images }, (_, i) => {
+    const width = 341 + (i % 3) * 40;
+    const height = 256;
+    const data = Buffer.alloc(width * height * 3);
+    let x = 12345 + i;
+    for (let j = 0; j < data.length; j++) {
+      x = (x * 1103515245 + 12345) % 2147483648;
+      data[j] = ((j / 3) % width) * 0.5 + ((x >> 16) & 63);
+    }
+    return { data, width, height };
+  });
+  const rows = {};
+  const variants = [['base', 'none'], ['trivial_augment_wide', 'trivial_augment_wide'], ['rand_augment', 'rand_augment'], ['auto_augment', 'auto_augment']];
+  for (const [name, policy] of variants) {
+    const t = ft.trainTransform({ size: s.size, threads: 1, augmentPolicy: policy });
+    const random = new ft.Random(1);
+    const params = images.map((im) => t.sample(im, random));
+    rows[name] = await msPerImage(async () => (await t.apply(images, params)).dispose(), images.length, s.repeats);
+    log(`ft augment ${name}: ${rows[name].toFixed(3)} ms/img`);
+  }
+  // each op alone on size² images at a mid magnitude (TrivialAugmentWide's bin 15, positive)
+  const square = images.map((im) => ({ data: im.data.subarray(0, s.size * s.size * 3), width: s.size, height: s.size }));
+  const space = ft.policySpace('trivial_augment_wide', s.size, s.size);
+  const ops = {};
+  for (const op of ft.POLICY_OPS) {
+    const entry = space.find((e) => e.op === op);
+    const magnitude = entry && entry.magnitudes ? entry.magnitudes[15] : op === 'Rotate' ? 45 : 0;
+    const steps = square.map(() => [{ op, magnitude }]);
+    ops[op] = await msPerImage(() => ft.applyPolicySteps(square, steps), square.length, s.repeats);
+  }
+  // the copy in and out of applyPolicySteps, measured with Identity, is not part of the op
+  log(`ft augment ops (ms/img at ${s.size}², incl. Identity's copy ${ops.Identity.toFixed(3)}): ${Object.entries(ops).map(([k, v]) => `${k} ${v.toFixed(3)}`).join(', ')}`);
+  return { msPerImage: rows, opMsPerImage: ops, images: images.length, size: s.size };
+}
+
+const KINDS = { step: kindStep, epoch: kindEpoch, loader: kindLoader, features: kindFeatures, drift: kindDrift, augment: kindAugment };
 
 // bench/ddp_trial.js builds its ranks' batches and timings with the same helpers
 module.exports = { now, median, randomLabels, makeImages };

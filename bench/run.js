@@ -8,7 +8,7 @@
 //
 //   node bench/run.js [--full] [--threads N] [--repeats N] [--only a,b] [--ddp] [--ddp-steps N] [--quiet-wait S] [--retries N] [--out FILE]
 //
-// Groups for --only: step, bf16, channels-last, blas, epoch, loader, features, drift, and ddp (only when
+// Groups for --only: step, bf16, channels-last, blas, epoch, loader, augment, features, drift, and ddp (only when
 // asked: --ddp is --only ddp; data-parallel on c10d, finetorch alone, its own table).
 const fs = require('fs');
 const os = require('os');
@@ -39,7 +39,7 @@ function expertAllocators() {
 // dist/ in main(): cleared from every child's environment, and given to the diagnostic
 // "PyTorch expert + finetorch's thread-pool settings"
 let THREAD_POOL_DEFAULTS = {};
-const GROUPS = ['step', 'networks', 'bf16', 'channels-last', 'blas', 'epoch', 'loader', 'features', 'drift', 'ddp'];
+const GROUPS = ['step', 'networks', 'bf16', 'channels-last', 'blas', 'epoch', 'loader', 'augment', 'features', 'drift', 'ddp'];
 // groups a plain `npm run bench` leaves out
 const ON_REQUEST = ['ddp'];
 
@@ -89,6 +89,7 @@ function settings(full, repeatsOverride, ddpSteps) {
         step: { size: 224, batch: 32, train: { warmup: 2, steps: 6 }, eval: { warmup: 2, steps: 10 }, repeats: 3, variantRepeats: 2 },
         epoch: { images: 800, size: 224, batch: 32, epochs: 2, warmup: 2, inMemSteps: 5 },
         loader: { images: 'all', size: 224, batch: 32, epochs: 3 },
+        augment: { images: 64, size: 224, repeats: 5 },
         features: { classes: 'all', size: 224, resize: 256, batch: 32, epochs: 50, measureEpochs: 3, trainPerClass: 5, testPerClass: 3 },
         drift: { full: { arch: 'resnet18', size: 32, batch: 8, steps: 2000 }, head: { steps: 2000, batch: 32, cacheRows: 512 }, warmupSteps: 200, sampleEvery: 50, maxSeconds: 300 },
         ddp: { ...DDP_COMMON, size: 224, steps: 8 },
@@ -97,6 +98,7 @@ function settings(full, repeatsOverride, ddpSteps) {
         step: { size: 112, batch: 32, train: { warmup: 2, steps: 4 }, eval: { warmup: 2, steps: 8 }, repeats: 3, variantRepeats: 1 },
         epoch: { images: 128, size: 224, batch: 32, epochs: 2, warmup: 1, inMemSteps: 3 },
         loader: { images: 256, size: 224, batch: 32, epochs: 3 },
+        augment: { images: 32, size: 224, repeats: 3 },
         features: { classes: 20, size: 112, resize: 128, batch: 32, epochs: 50, measureEpochs: 3, trainPerClass: 5, testPerClass: 3 },
         drift: { full: { arch: 'resnet18', size: 32, batch: 8, steps: 2000 }, head: { steps: 2000, batch: 32, cacheRows: 512 }, warmupSteps: 200, sampleEvery: 50, maxSeconds: 150 },
         ddp: { ...DDP_COMMON, size: DEMO_IMAGE_SIZE, steps: 20 },
@@ -563,6 +565,7 @@ async function main() {
       add('features', 'py', { ...spec, splitJson: splitOut }, { pss: true });
     }
   }
+  if (want('augment')) add('augment', 'ft', { kind: 'augment', ...s.augment, threads: 1 });
   if (want('drift')) {
     const d = s.drift;
     const base = { kind: 'drift', warmupSteps: d.warmupSteps, sampleEvery: d.sampleEvery, maxSeconds: d.maxSeconds, numClasses: 101 };
@@ -764,6 +767,16 @@ async function main() {
     fig({ id: 'decode', figure: `decode only (sharp, shorter side 256), ${n} JPEGs: img/s (ratio vs PyTorch loader epoch)`, unit: 'img/s', pytorch: py, finetorch: dec, ratio: dec / py, ...vsExpert(e, dec), goal: 'info', noise: noisy('loader') });
     fig({ id: 'loader-first', figure: 'loader first epoch (decode + augment), no training: img/s', unit: 'img/s', pytorch: py1, finetorch: first, ratio: first / py1, ...vsExpert(e1, first), goal: 'info', noise: noisy('loader') });
     fig({ id: 'loader-cached', figure: 'loader cached epoch (augment only) vs ImageFolder+DataLoader(workers=cores): img/s', unit: 'img/s', pytorch: py, finetorch: cached, ratio: cached / py, ...vsExpert(e, cached), goal: 'info', noise: noisy('loader') });
+  }
+  if (results.augment) {
+    const a = s.augment;
+    const row = (key) => med('augment', 'ft', (r) => r.msPerImage[key]);
+    const base = row('base');
+    fig({ id: 'augment-base', figure: `augmentation, one thread, ${a.size}²: RandomResizedCrop + flip + ColorJitter 0.1 + normalise, ms/img`, unit: 'ms', pytorch: NaN, finetorch: base, ratio: NaN, goal: 'info', lowerIsBetter: true, noise: noisy('augment') });
+    for (const [key, label] of [['trivial_augment_wide', 'TrivialAugmentWide'], ['rand_augment', 'RandAugment(2, 9)'], ['auto_augment', 'AutoAugment (ImageNet)']]) {
+      const v = row(key);
+      fig({ id: `augment-${key}`, figure: `the same with ${label} after the flip: ms/img (policy's own cost ${fmt(v - base, 3)} ms)`, unit: 'ms', pytorch: NaN, finetorch: v, ratio: NaN, goal: 'info', lowerIsBetter: true, noise: noisy('augment'), opMsPerImage: pick('augment', 'ft')[0].opMsPerImage });
+    }
   }
   for (const [name, label] of [['drift-full', `ResNet-18 ${s.drift.full.size}² batch ${s.drift.full.batch}, full network`], ['drift-head', `head only on cached features, batch ${s.drift.head.batch}`]]) {
     if (!results[name]) continue;

@@ -237,10 +237,12 @@ export interface NativeMixOptions {
 
 export interface NativeAddon {
   Tensor: NativeTensorConstructor;
-  /** params: 13 numbers per image (cropX, cropY, cropW, cropH, flip, brightness, contrast, saturation, hue, order x4). */
+  /** params: 22 numbers per image (cropX, cropY, cropW, cropH, flip, brightness, contrast, saturation, hue, order x4, policy block of 9). */
   augmentBatch(images: Array<{ data: Uint8Array; width: number; height: number }>, params: Float64Array, output: NativeAugmentOutput): Promise<NativeTensor>;
   /** MixUp/CutMix of the images in place; resolves to the soft targets [N, numClasses]. */
   mixBatch(images: NativeTensor, labels: NativeTensor, options: NativeMixOptions): Promise<NativeTensor>;
+  /** policy: 9 numbers per image (op count, then op code and magnitude x4); new HWC bytes per image. */
+  augmentPolicyBatch(images: Array<{ data: Uint8Array; width: number; height: number }>, policy: Float64Array): Promise<Buffer[]>;
   Optimizer: NativeOptimizerConstructor;
   trainStep(model: NativeModel, optimizer: NativeOptimizer, images: NativeTensor, labels: NativeTensor, options: NativeStepOptions): Promise<NativeStepResult>;
   evalStep(model: NativeModel, images: NativeTensor, labels: NativeTensor | null, options: NativeStepOptions): Promise<NativeStepResult>;

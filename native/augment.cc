@@ -10,23 +10,27 @@
 #include "errors.h"
 #include "ops/augment_kernels.h"
 #include "ops/random_erasing.h"
+#include "ops/policy_ops.h"
 #include "tensor.h"
 
 namespace finetorch {
 
 namespace {
 
-constexpr int kParamsPerImage = 13;  // cropX, cropY, cropW, cropH, flip, b, c, s, h, order[4]
+constexpr int kBaseParams = 13;  // cropX, cropY, cropW, cropH, flip, b, c, s, h, order[4]
+constexpr int kParamsPerImage = kBaseParams + augment::kPolicyParams;  // then the policy ops
 
 class AugmentWorker : public Napi::AsyncWorker {
  public:
   AugmentWorker(Napi::Env env, std::vector<augment::ImageView> images, std::vector<augment::Params> params,
-                std::vector<augment::EraseBox> erasures, augment::Output output, bool channelsLast, bool pinMemory, int threads, std::vector<Napi::ObjectReference> keepAlive)
+                std::vector<augment::PolicySteps> policies, std::vector<augment::EraseBox> erasures, augment::Output output, bool channelsLast,
+                bool pinMemory, int threads, std::vector<Napi::ObjectReference> keepAlive)
       : Napi::AsyncWorker(env, "finetorch.augment"),
         deferred_(Napi::Promise::Deferred::New(env)),
         images_(std::move(images)),
         params_(std::move(params)),
         erasures_(std::move(erasures)),
+        policies_(std::move(policies)),
         output_(output),
         channelsLast_(channelsLast),
         pinMemory_(pinMemory),
@@ -54,6 +58,7 @@ class AugmentWorker : public Napi::AsyncWorker {
           std::vector<uint8_t> pixels;
           for (size_t i = first; i < images_.size(); i += threads) {
             augment::cropResize(images_[i], params_[i], output_.width, output_.height, pixels);
+            augment::applyPolicy({pixels, output_.width, output_.height}, policies_[i]);
             augment::colorJitter(pixels, params_[i]);
             augment::normalize(pixels, output_, channelsLast_, base + i * perImage);
             // RandomErasing comes after Normalize in torchvision's presets: it zeroes normalised values
@@ -90,6 +95,7 @@ class AugmentWorker : public Napi::AsyncWorker {
   std::vector<augment::ImageView> images_;
   std::vector<augment::Params> params_;
   std::vector<augment::EraseBox> erasures_;  // empty: no RandomErasing
+  std::vector<augment::PolicySteps> policies_;
   augment::Output output_;
   bool channelsLast_;
   bool pinMemory_;
@@ -143,6 +149,7 @@ Napi::Value augmentBatch(const Napi::CallbackInfo& info) {
     if (params.ElementLength() != list.Length() * kParamsPerImage) throw std::invalid_argument("augmentBatch: params length mismatch");
     std::vector<augment::ImageView> images;
     std::vector<augment::Params> perImage;
+    std::vector<augment::PolicySteps> policies;
     std::vector<Napi::ObjectReference> keepAlive;
     for (uint32_t i = 0; i < list.Length(); i++) {
       auto item = list.Get(i).As<Napi::Object>();
@@ -170,10 +177,12 @@ Napi::Value augmentBatch(const Napi::CallbackInfo& info) {
       for (int k = 0; k < 4; k++) q.order[k] = static_cast<int>(p[9 + k]);
       images.push_back(view);
       perImage.push_back(q);
+      policies.push_back(augment::readPolicySteps(p + kBaseParams, i));
       keepAlive.push_back(Napi::Persistent(data.As<Napi::Object>()));
     }
     auto erasures = eraseBoxes(options.Get("erase"), list.Length(), output);
-    auto* worker = new AugmentWorker(env, std::move(images), std::move(perImage), std::move(erasures), output, channelsLast, pinMemory, threads, std::move(keepAlive));
+    auto* worker = new AugmentWorker(env, std::move(images), std::move(perImage), std::move(policies), std::move(erasures), output, channelsLast,
+                                     pinMemory, threads, std::move(keepAlive));
     auto promise = worker->promise();
     worker->Queue();
     return promise;
@@ -182,8 +191,11 @@ Napi::Value augmentBatch(const Napi::CallbackInfo& info) {
 
 }  // namespace
 
+void registerAugmentPolicy(Napi::Env env, Napi::Object exports);  // augment_policy.cc
+
 void registerAugment(Napi::Env env, Napi::Object exports, Addon&) {
   exports.Set("augmentBatch", Napi::Function::New<augmentBatch>(env, "augmentBatch"));
+  registerAugmentPolicy(env, exports);
 }
 
 }  // namespace finetorch

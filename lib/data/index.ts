@@ -8,6 +8,7 @@ export { Random, deriveSeed, validateSeed } from './random';
 export { sniffImageFormat, IMAGE_FORMATS, type ImageFormat } from './formats';
 export { summariseSkipped, defaultWarn, type SkipKind } from './skipped';
 export * from './transforms';
+export * from './auto-augment';
 export * from './loader';
 export * from './mix';
 export { createSyntheticDataset, SYNTHETIC_CLASS_NAMES } from './synthetic';

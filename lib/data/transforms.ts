@@ -4,12 +4,14 @@ import * as os from 'os';
 import { native } from '../../binding';
 import { Tensor } from '../tensor';
 import { boolean, integerInRange, invalid, knownKeys, numberInRange, plainObject, positiveInteger } from '../utils/validate';
+import { AugmentPolicy, encodePolicySteps, POLICY_PARAMS, type AugmentPolicyName, type AugmentPolicyOptions } from './auto-augment';
 import type { DecodedImage } from './decode';
 import type { Random } from './random';
 
 export const IMAGENET_MEAN: [number, number, number] = [0.485, 0.456, 0.406];
 export const IMAGENET_STD: [number, number, number] = [0.229, 0.224, 0.225];
-const PARAMS_PER_IMAGE = 13;
+const BASE_PARAMS = 13;
+const PARAMS_PER_IMAGE = BASE_PARAMS + POLICY_PARAMS;
 
 export interface ColorJitterOptions {
   brightness?: number;
@@ -34,6 +36,8 @@ export interface TransformOptions {
    * or the probability with its own area scale (default 0.02-0.33) and aspect ratio (0.3-3.3).
    */
   randomErasing?: number | RandomErasingOptions;
+  /** TrivialAugmentWide, RandAugment or AutoAugment (ImageNet policy) after the crop and flip, before ColorJitter. */
+  augmentPolicy?: AugmentPolicyName | AugmentPolicyOptions;
   mean?: [number, number, number];
   std?: [number, number, number];
   /** Lay the batch out channels-last in memory (same NCHW shape). */
@@ -68,6 +72,7 @@ export class Transform {
   readonly jitter: ResolvedJitter;
   /** RandomErasing (probability 0: off). */
   readonly erasing: { probability: number; scale: [number, number]; ratio: [number, number] };
+  readonly augmentPolicy: AugmentPolicy;
   readonly mean: [number, number, number];
   readonly std: [number, number, number];
   readonly channelsLast: boolean;
@@ -76,7 +81,7 @@ export class Transform {
 
   constructor(options: TransformOptions = {}) {
     knownKeys('transform options', plainObject('transform options', options), [
-      'size', 'randomResizedCrop', 'randomCrop', 'horizontalFlip', 'colorJitter', 'randomErasing', 'mean', 'std', 'channelsLast', 'pinMemory', 'threads',
+      'size', 'randomResizedCrop', 'randomCrop', 'horizontalFlip', 'colorJitter', 'augmentPolicy', 'randomErasing', 'mean', 'std', 'channelsLast', 'pinMemory', 'threads',
     ]);
     this.size = positiveInteger('size', options.size ?? 224);
     const rrc = options.randomResizedCrop ?? false;
@@ -111,6 +116,8 @@ export class Transform {
       };
     }
     this.erasing = resolveErasing(options.randomErasing ?? 0);
+    const policy = options.augmentPolicy ?? 'none';
+    this.augmentPolicy = new AugmentPolicy(typeof policy === 'string' ? { policy } : policy);
     this.mean = options.mean ?? IMAGENET_MEAN;
     this.std = options.std ?? IMAGENET_STD;
     this.channelsLast = boolean('channelsLast', options.channelsLast ?? false);
@@ -123,11 +130,11 @@ export class Transform {
     const j = this.jitter;
     return (
       this.randomResizedCrop !== null || this.randomCrop || this.flipProbability > 0 || j.brightness + j.contrast + j.saturation + j.hue > 0 ||
-      this.erasing.probability > 0
+      this.augmentPolicy.active || this.erasing.probability > 0
     );
   }
 
-  /** The 13 native parameters for one image: crop box, flip, jitter factors and their order. */
+  /** The 22 native parameters for one image: crop box, flip, jitter factors and their order, the policy's ops. */
   sample(image: { width: number; height: number }, random?: Random): number[] {
     const { width, height } = image;
     if (this.random && !random) throw new Error('this transform is random: pass a seeded Random');
@@ -145,7 +152,9 @@ export class Transform {
     const contrast = factor(j.contrast);
     const saturation = factor(j.saturation);
     const hue = j.hue > 0 ? random!.uniform(-j.hue, j.hue) : 0;
-    return [...crop, flip, brightness, contrast, saturation, hue, ...order];
+    // the policy's ops see the output image (drawn last, so runs without a policy draw as before)
+    const policy = this.augmentPolicy.active ? encodePolicySteps(this.augmentPolicy.sample({ width: this.size, height: this.size }, random!)) : encodePolicySteps([]);
+    return [...crop, flip, brightness, contrast, saturation, hue, ...order, ...policy];
   }
 
   /** torchvision's RandomResizedCrop.get_params: 10 tries at a random area and aspect, then a centre fallback. */
@@ -213,8 +222,9 @@ export class Transform {
   }
 
   /**
-   * Crops, resizes, flips, jitters and normalises a batch in one native call (off the event loop),
-   * then erases the `erasures` boxes (sampleErasures) from the normalised images.
+   * Crops, resizes, flips, applies the policy's ops, jitters and normalises a batch in one native
+   * call (off the event loop), then erases the `erasures` boxes (sampleErasures) from the normalised
+   * images. A parameter list of 13 (no policy block) means no policy ops.
    */
   async apply(images: DecodedImage[], params: number[][], erasures: Int32Array | null = null): Promise<Tensor> {
     if (images.length === 0) throw new RangeError('Expected at least one image in the batch');

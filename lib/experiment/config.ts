@@ -3,6 +3,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import YAML from 'yaml';
+import { AUGMENT_POLICIES, MAGNITUDE_BINS, MAX_POLICY_STEPS } from '../data/auto-augment';
 import { ARCHITECTURES, HEADS } from '../models/model';
 import { OPTIMIZERS } from '../training/optimizer';
 import { describe as describeValue, nearest } from '../utils/validate';
@@ -64,6 +65,9 @@ export const SCHEMA = {
       random_erasing: { kind: 'number', min: 0, max: 1 },
       mixup_alpha: { kind: 'number', min: 0, max: 1e6 },
       cutmix_alpha: { kind: 'number', min: 0, max: 1e6 },
+      policy: { kind: 'enum', values: AUGMENT_POLICIES },
+      rand_augment_ops: { kind: 'number', min: 0, max: MAX_POLICY_STEPS, integer: true },
+      rand_augment_magnitude: { kind: 'number', min: 0, max: MAGNITUDE_BINS - 1, integer: true },
     },
   },
   feature_extract_augmentation: { kind: 'boolean' },

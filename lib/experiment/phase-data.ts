@@ -2,6 +2,7 @@
 // train, validation and test parts; batches moved to the training device.
 import * as fs from 'fs';
 import * as path from 'path';
+import type { AugmentPolicyOptions } from '../data/auto-augment';
 import { ImageCache, loadImageCache } from '../data/cache';
 import type { DatasetScan, Sample } from '../data/caltech101';
 import { EVAL_DECODE, SOURCE_TRAIN_DECODE, TRAIN_DECODE, type DecodeOptions } from '../data/decode';
@@ -55,6 +56,12 @@ export async function chooseSplit(config: Config, scan: DatasetScan, runDir: str
   return split;
 }
 
+/** augmentation.policy, with RandAugment's ops and magnitude (the other policies have none). */
+export function augmentPolicyOf(augmentation: Config['augmentation']): AugmentPolicyOptions {
+  const { policy, rand_augment_ops: numOps, rand_augment_magnitude: magnitude } = augmentation;
+  return policy === 'rand_augment' ? { policy, numOps, magnitude } : { policy };
+}
+
 /** Decodes the split's images once and builds the three loaders with the phase's transforms. */
 export async function loadPhaseData(split: Split, config: Config, plan: PhasePlan, layout: BatchLayout, log: (line: string) => void): Promise<PhaseData> {
   const trainTransform = plan.augment
@@ -64,6 +71,7 @@ export async function loadPhaseData(split: Split, config: Config, plan: PhasePla
         horizontalFlip: config.augmentation.horizontal_flip,
         colorJitter: config.augmentation.color_jitter,
         randomErasing: config.augmentation.random_erasing,
+        augmentPolicy: augmentPolicyOf(config.augmentation),
         ...layout,
       })
     : evalTransform({ size: config.image_size, ...layout });

@@ -9,8 +9,9 @@ import * as path from 'path';
 import {
   createModel, DataLoader, ImageCache, EVAL_DECODE, evalTransform, getNumThreads, getRngState, loadCheckpoint, loadImageCache, loadSplitManifest, loadWeights,
   readMetrics, readResults, readSplitManifest, resolveConfig, saveCheckpoint, saveWeights, scanDataset, setNumThreads, setRngState, tensor, train,
-  manualSeed, decodeImage, type Config, type DecodeOptions, type PhaseResult, type Sample, type Tensor,
+  manualSeed, decodeImage, POLICY_OPS, Random, Transform, type Config, type DecodeOptions, type PhaseResult, type Sample, type Tensor,
 } from '../../lib';
+import { augmentPolicyOf } from '../../lib/experiment/phase-data';
 import { prerequisite } from '../helpers/prerequisite';
 import { findTorchPython, runPython, torchPythonUnavailableReason } from '../helpers/python';
 import { createSyntheticDataset, type SyntheticDataset } from '../helpers/synthetic-dataset';
@@ -293,6 +294,7 @@ describe('feature_extract_augmentation and augmentation.*', () => {
     ['horizontal_flip', { 'augmentation.horizontal_flip': true }],
     ['color_jitter', { 'augmentation.color_jitter': 0.4 }],
     ['random_erasing', { 'augmentation.random_erasing': 0.5 }],
+    ['policy', { 'augmentation.policy': 'trivial_augment_wide' }],
   ])('augmentation.%s alone makes the epochs see different images', async (name, on) => {
     const run = await phaseOne(`aug-${name}`, { feature_extract_augmentation: true, ...off, ...on });
     expect(run.change).toBeGreaterThan(1e-3);
@@ -317,6 +319,24 @@ describe('feature_extract_augmentation and augmentation.*', () => {
 
   test('the fine-tuning control: every augmentation off, the epochs train on the same batch', async () => {
     expect(await finetuneChange('mix-control', {})).toBeLessThan(1e-5);
+  });
+
+  test('augmentation.policy and rand_augment_*: the training transform draws that policy’s ops', () => {
+    const sample = (overrides: Record<string, unknown>) => {
+      const c = config({ ...off, ...overrides });
+      const t = new Transform({ size: 32, augmentPolicy: augmentPolicyOf(c.augmentation) });
+      return Array.from({ length: 200 }, (_, i) => t.sample({ width: 32, height: 32 }, new Random(i)).slice(13));
+    };
+    // none: no ops; TrivialAugmentWide: one; RandAugment: rand_augment_ops of them, at rand_augment_magnitude's bin
+    expect(sample({}).every((block) => block[0] === 0)).toBe(true);
+    expect(sample({ 'augmentation.policy': 'trivial_augment_wide' }).every((block) => block[0] === 1)).toBe(true);
+    const rand = sample({ 'augmentation.policy': 'rand_augment', 'augmentation.rand_augment_ops': 3, 'augmentation.rand_augment_magnitude': 30 });
+    expect(rand.every((block) => block[0] === 3)).toBe(true);
+    // bin 30 of Rotate's 0-30° is 30°; of Solarize's 255-0, 0
+    const rotations = rand.flatMap((b) => [1, 3, 5].filter((k) => b[k] === POLICY_OPS.indexOf('Rotate')).map((k) => Math.abs(b[k + 1])));
+    expect(rotations.length).toBeGreaterThan(0);
+    expect(new Set(rotations)).toEqual(new Set([30]));
+    expect(sample({ 'augmentation.policy': 'auto_augment' }).some((block) => block[0] === 2)).toBe(true);
   });
 });
 

@@ -12,9 +12,13 @@ const typeChecks: Array<true> = [
   true as Equal<Config['head_lr'], number | null>,
   true as Equal<Config['run_name'], string | null>,
   true as Equal<Config['seeds'], number[] | null>,
-  true as Equal<Config['augmentation'], {
-    random_crop: boolean; horizontal_flip: boolean; color_jitter: number; random_erasing: number; mixup_alpha: number; cutmix_alpha: number;
-  }>,
+  true as Equal<
+    Config['augmentation'],
+    {
+      random_crop: boolean; horizontal_flip: boolean; color_jitter: number; random_erasing: number; mixup_alpha: number; cutmix_alpha: number;
+      policy: 'none' | 'trivial_augment_wide' | 'rand_augment' | 'auto_augment'; rand_augment_ops: number; rand_augment_magnitude: number;
+    }
+  >,
   true as Equal<keyof Config, keyof typeof SCHEMA>,
 ];
 
@@ -23,14 +27,14 @@ describe('resolveConfig', () => {
     const c = resolveConfig();
     expect(c).toMatchObject({
       learning_rate: 1e-3, finetune_lr: 1e-5, batch_size: 32, epochs: 50, optimizer: 'adam', weight_decay: 1e-4,
-      augmentation: { random_crop: true, horizontal_flip: true, color_jitter: 0.1, random_erasing: 0, mixup_alpha: 0, cutmix_alpha: 0 },
+      augmentation: { random_crop: true, horizontal_flip: true, color_jitter: 0.1, random_erasing: 0, mixup_alpha: 0, cutmix_alpha: 0, policy: 'none', rand_augment_ops: 2, rand_augment_magnitude: 9 },
     });
   });
 
   test('experiment files override the base, flags override both, nested keys merge', () => {
     const c = resolveConfig({ config: 'alexnet_scratch', overrides: { epochs: 3, 'data.root': '/x', 'augmentation.color_jitter': 0.2 } });
     expect(c).toMatchObject({ arch: 'alexnet', phase: 'scratch', weights: 'none', epochs: 3, data: { root: '/x', train_per_class: 30 } });
-    expect(c.augmentation).toEqual({ random_crop: true, horizontal_flip: true, color_jitter: 0.2, random_erasing: 0, mixup_alpha: 0, cutmix_alpha: 0 });
+    expect(c.augmentation).toEqual({ random_crop: true, horizontal_flip: true, color_jitter: 0.2, random_erasing: 0, mixup_alpha: 0, cutmix_alpha: 0, policy: 'none', rand_augment_ops: 2, rand_augment_magnitude: 9 });
     for (const name of fs.readdirSync(path.join(__dirname, '../../configs/experiments'))) expect(() => resolveConfig({ config: name })).not.toThrow();
   });
 
