@@ -188,3 +188,19 @@ export async function indexSelect(source: Tensor, indices: ArrayLike<number>, di
   }
   return new Tensor(await native().indexSelect(source.native, index, dim));
 }
+
+/** Class indices: an int64 tensor of shape [batch] with values in [0, numClasses). */
+export function validateLabels(labels: unknown, batch: number, numClasses: number): Tensor {
+  if (!(labels instanceof Tensor)) throw invalid('Tensor', 'labels', labels);
+  if (labels.dtype !== 'int64') throw new TypeError(`Expected labels of dtype int64 but received ${labels.dtype}`);
+  if (labels.shape.length !== 1 || labels.shape[0] !== batch) {
+    throw new TypeError(`Expected labels of shape [${batch}] (one per image) but received [${labels.shape.join(', ')}]`);
+  }
+  const values = labels.toTypedArray() as BigInt64Array;
+  for (let i = 0; i < values.length; i++) {
+    if (values[i] < 0n || values[i] >= BigInt(numClasses)) {
+      throw new RangeError(`Expected labels between 0 and ${numClasses - 1} but received ${values[i]} at index ${i}`);
+    }
+  }
+  return labels;
+}

@@ -4,8 +4,7 @@
 // alpha), and the targets become lam * onehot(y) + (1 - lam) * onehot(y.roll(1)). The draws are made
 // here with a seeded Random; the pixels are mixed natively, in place, with the same libtorch ops.
 import { native } from '../../binding';
-import { validateLabels } from '../models/model';
-import { Tensor } from '../tensor';
+import { Tensor, validateLabels } from '../tensor';
 import { invalid, knownKeys, numberInRange, plainObject, positiveInteger } from '../utils/validate';
 import type { Random } from './random';
 

@@ -1,6 +1,6 @@
 // The public Model: a torchvision-exact network with freezing, training modes and state dicts.
 import { native, type NativeModel } from '../../binding';
-import { Tensor, validateDevice } from '../tensor';
+import { Tensor, validateDevice, validateLabels } from '../tensor';
 import { boolean, invalid, knownKeys, numberInRange, oneOf, plainObject, positiveInteger } from '../utils/validate';
 
 export const ARCHITECTURES = ['alexnet', 'resnet18', 'resnet34', 'resnet50', 'vgg16', 'mobilenet_v3_large', 'efficientnet_b0'] as const;
@@ -64,22 +64,6 @@ export function validateImages(name: string, input: unknown): Tensor {
     throw new TypeError(`Expected a floating-point ${name} but received dtype ${input.dtype}`);
   }
   return input;
-}
-
-/** Class indices: an int64 tensor of shape [batch] with values in [0, numClasses). */
-export function validateLabels(labels: unknown, batch: number, numClasses: number): Tensor {
-  if (!(labels instanceof Tensor)) throw invalid('Tensor', 'labels', labels);
-  if (labels.dtype !== 'int64') throw new TypeError(`Expected labels of dtype int64 but received ${labels.dtype}`);
-  if (labels.shape.length !== 1 || labels.shape[0] !== batch) {
-    throw new TypeError(`Expected labels of shape [${batch}] (one per image) but received [${labels.shape.join(', ')}]`);
-  }
-  const values = labels.toTypedArray() as BigInt64Array;
-  for (let i = 0; i < values.length; i++) {
-    if (values[i] < 0n || values[i] >= BigInt(numClasses)) {
-      throw new RangeError(`Expected labels between 0 and ${numClasses - 1} but received ${values[i]} at index ${i}`);
-    }
-  }
-  return labels;
 }
 
 export class Model {

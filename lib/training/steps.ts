@@ -2,8 +2,8 @@
 // step; evalStep: forward without a graph. Inputs are checked here, before any native work.
 import { native, type NativeStepOptions } from '../../binding';
 import { GradientSync } from '../distributed/process-group';
-import { Model, validateImages, validateLabels } from '../models/model';
-import { Tensor } from '../tensor';
+import { Model, validateImages } from '../models/model';
+import { Tensor, validateLabels } from '../tensor';
 import { cpuInfo, hasNativeBf16 } from '../utils/cpuinfo';
 import { invalid, knownKeys, nonNegativeInteger, numberInRange, oneOf, plainObject } from '../utils/validate';
 import { GradScaler } from './grad-scaler';
