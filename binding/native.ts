@@ -100,6 +100,30 @@ export interface NativeModelConstructor {
   new (options: NativeModelOptions): NativeModel;
 }
 
+export interface NativeQuantizedModelOptions {
+  arch: string;
+  numClasses: number;
+  /** '' picks the best quantized engine this libtorch has. */
+  engine: string;
+  observer: 'histogram' | 'minmax';
+}
+
+export interface NativeQuantizedModel {
+  build(model: NativeModel): Promise<void>;
+  calibrate(images: NativeTensor): Promise<void>;
+  finalize(): Promise<void>;
+  forward(images: NativeTensor): Promise<NativeTensor>;
+  state(): Promise<NamedTensors>;
+  loadState(entries: NamedTensors): Promise<void>;
+  readonly engine: string;
+  readonly disposed: boolean;
+  dispose(): void;
+}
+
+export interface NativeQuantizedModelConstructor {
+  new (options: NativeQuantizedModelOptions): NativeQuantizedModel;
+}
+
 /** What torch.save files hold: Map for dicts (keys in file order), arrays for lists and tuples. */
 export type PickleValue =
   | null
@@ -254,6 +278,7 @@ export interface NativeAddon {
   /** Maps are saved as OrderedDicts, plain objects as dicts; atomic (temp file, fsync, rename). */
   saveTorchFile(path: string, value: unknown): Promise<void>;
   Model: NativeModelConstructor;
+  QuantizedModel: NativeQuantizedModelConstructor;
   info(): RuntimeInfo;
   getNumThreads(): number;
   setNumThreads(threads: number): void;

@@ -1,5 +1,6 @@
 #include "addon.h"
 #include "cpu_allocator.h"
+#include "quantized/quantized_model.h"
 
 #include <cstdlib>
 #include <cstring>
@@ -49,6 +50,7 @@ Addon::Addon(Napi::Env env, Napi::Object exports) {
   registerTraining(env, exports, *this);
   registerAugment(env, exports, *this);
   registerDistributed(env, exports, *this);
+  registerQuantizedModel(env, exports, *this);
 }
 
 }  // namespace finetorch

@@ -17,6 +17,8 @@ import { evaluate } from '../lib/experiment/evaluate';
 import { predict } from '../lib/experiment/predict';
 import { readResults } from '../lib/experiment/results';
 import { loadRun, loadRunSplit } from '../lib/experiment/runs';
+import { quantizeRun } from '../lib/experiment/quantize-run';
+import { OBSERVERS, QUANTIZED_ENGINES } from '../lib/models/quantized';
 import { writeComparisonReport, writeRunReport } from '../lib/experiment/report';
 import { InterruptedError, train } from '../lib/experiment/trainer';
 import { formatFindings, runDoctor } from '../lib/doctor';
@@ -213,19 +215,21 @@ export function buildProgram(): Command {
     .option('--data <root>', 'dataset root (default: the one the run used)')
     .option('--batch-size <n>', 'batch size', positiveInt, 32)
     .option('--json <file>', 'also write the full evaluation (confusion matrix included) as JSON')
+    .option('--int8', 'evaluate the int8 model finetorch quantize wrote for the checkpoint')
     .action(async (opts) => {
-      const run = await loadRun(opts.checkpoint);
+      const run = await loadRun(opts.checkpoint, { int8: opts.int8 === true });
       const split = await loadRunSplit(run, opts.data);
       const decode = { ...EVAL_DECODE, resize: run.config.resize, centerCrop: run.config.image_size };
       const loader = new DataLoader(split.test, { batchSize: opts.batchSize, transform: evalTransform({ size: run.config.image_size }), cache: new ImageCache({ decode }) });
-      const result = await evaluate(run.model, loader.epoch(0), run.classes);
+      const result = await evaluate(run.int8 ?? run.model, loader.epoch(0), run.classes);
       const pct2 = (x: number) => pct(x, 2);
-      console.log(`${run.checkpoint}: ${result.count} test images`);
+      console.log(`${run.checkpoint}${run.int8 ? ` (int8, ${run.int8.engine})` : ''}: ${result.count} test images`);
       console.log(`top-1 ${pct2(result.top1)}  top-5 ${pct2(result.top5)}  mean per-class ${pct2(result.meanPerClass)}  loss ${result.loss.toFixed(4)}`);
       console.log('\n| class | accuracy | correct / images |\n|---|---:|---:|');
       for (const c of [...result.perClass].sort((a, b) => a.accuracy - b.accuracy)) console.log(`| ${c.className} | ${pct2(c.accuracy)} | ${c.correct} / ${c.count} |`);
       if (opts.json) fs.writeFileSync(opts.json, JSON.stringify(result, null, 1));
       run.model.dispose();
+      run.int8?.dispose();
     });
 
   program
@@ -235,12 +239,33 @@ export function buildProgram(): Command {
     .requiredOption('--checkpoint <file|run>', 'a checkpoint file or a run folder')
     .option('--top <k>', 'how many classes', positiveInt, 5)
     .option('--json', 'print JSON')
+    .option('--int8', 'predict with the int8 model finetorch quantize wrote for the checkpoint')
     .action(async (images: string[], opts) => {
-      const run = await loadRun(opts.checkpoint);
+      const run = await loadRun(opts.checkpoint, { int8: opts.int8 === true });
       const predictions = await predict(run, images, opts.top);
       if (opts.json) console.log(JSON.stringify(predictions, null, 1));
       else for (const p of predictions) console.log(`${p.file}\n${p.top.map((t) => `  ${(t.probability * 100).toFixed(1).padStart(5)}%  ${t.className}`).join('\n')}`);
       run.model.dispose();
+      run.int8?.dispose();
+    });
+
+  program
+    .command('quantize')
+    .description('int8 static quantization of a run\'s checkpoint for CPU inference (ResNets, AlexNet), calibrated on training images; writes <checkpoint>-int8.pth for test/predict --int8')
+    .argument('<run>', 'a run folder (uses checkpoints/best.pth) or a checkpoint file')
+    .option('--calibration <n>', 'training images the activation observers see', positiveInt, 256)
+    .option('--batch-size <n>', 'calibration batch size', positiveInt, 32)
+    .addOption(new Option('--observer <kind>', 'activation observer (histogram: PyTorch\'s default qconfig)').choices([...OBSERVERS]).default('histogram'))
+    .addOption(new Option('--engine <name>', 'quantized engine (auto: the best this libtorch has)').choices([...QUANTIZED_ENGINES]).default('auto'))
+    .option('--data <root>', 'dataset root (default: the one the run used)')
+    .action(async (runArg: string, opts) => {
+      const run = await loadRun(runArg);
+      try {
+        const result = await quantizeRun(run, { calibration: opts.calibration, batchSize: opts.batchSize, observer: opts.observer, engine: opts.engine, data: opts.data });
+        console.log(`${result.file}: int8 (${result.engine}, ${result.observer} observer, ${result.calibrationImages} calibration images)`);
+      } finally {
+        run.model.dispose();
+      }
     });
 
   program

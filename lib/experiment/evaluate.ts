@@ -3,6 +3,7 @@
 import type { ProcessGroup } from '../distributed/process-group';
 import { evalStep } from '../training/steps';
 import type { Model } from '../models/model';
+import { QuantizedModel } from '../models/quantized';
 import { tensor, type Tensor } from '../tensor';
 
 export interface Evaluation {
@@ -34,7 +35,8 @@ export interface EvaluateOptions {
   total?: number;
 }
 
-export async function evaluate(model: Model, batches: LabelledBatches, classNames: string[], options: EvaluateOptions = {}): Promise<Evaluation> {
+/** `model` may be an int8 QuantizedModel (image batches only). */
+export async function evaluate(model: Model | QuantizedModel, batches: LabelledBatches, classNames: string[], options: EvaluateOptions = {}): Promise<Evaluation> {
   const n = classNames.length;
   const confusion = Array.from({ length: n }, () => new Array<number>(n).fill(0));
   const predictions: Evaluation['predictions'] = [];
@@ -42,11 +44,15 @@ export async function evaluate(model: Model, batches: LabelledBatches, className
   let lossSum = 0;
   let correct1 = 0;
   let correct5 = 0;
-  const wasTraining = model.training;
-  model.eval();
+  if (model instanceof QuantizedModel && options.features) throw new TypeError('Expected image batches for an int8 QuantizedModel but received features: true');
+  const float = model instanceof QuantizedModel ? undefined : model;
+  const wasTraining = float?.training ?? false;
+  float?.eval();
   try {
     for await (const batch of batches) {
-      const result = await evalStep(model, batch.images, batch.labels, { returnLogits: true, features: options.features === true });
+      const result = float
+        ? await evalStep(float, batch.images, batch.labels, { returnLogits: true, features: options.features === true })
+        : await (model as QuantizedModel).evaluate(batch.images, batch.labels);
       const logits = result.logits!.toTypedArray() as Float32Array;
       result.logits!.dispose();
       const labels = batch.labels.toArray();
@@ -65,7 +71,7 @@ export async function evaluate(model: Model, batches: LabelledBatches, className
       count += result.count;
     }
   } finally {
-    model.train(wasTraining);
+    float?.train(wasTraining);
   }
   if (options.group) {
     const combined = await combineShards(options.group, options.total ?? count, { count, lossSum, correct1, correct5, confusion, predictions });

@@ -27,7 +27,8 @@ export function decodeForRun(run: LoadedRun, input: string | Buffer): Promise<De
 
 /** Top-k classes for images decoded by decodeForRun, in one forward pass. */
 export async function predictImages(run: LoadedRun, images: DecodedImage[], k = 5): Promise<ClassProbability[][]> {
-  const { config, classes, model } = run;
+  const { config, classes } = run;
+  const model = run.int8 ?? run.model;
   const transform = evalTransform({ size: config.image_size });
   const batch = await transform.apply(images, images.map((im) => transform.sample(im)));
   let logits: Float32Array;

@@ -5,6 +5,7 @@ import * as path from 'path';
 import { scanDataset } from '../data/caltech101';
 import { loadSplitManifest, type Split } from '../data/splits';
 import { createModel, type Model } from '../models/model';
+import { QuantizedModel } from '../models/quantized';
 import { loadCheckpoint } from '../training/checkpoint';
 import type { Config } from './config';
 
@@ -15,6 +16,13 @@ export interface LoadedRun {
   config: Config;
   classes: string[];
   model: Model;
+  /** The run's int8 model (`finetorch quantize`), when loadRun was asked for it: predictions use it. */
+  int8?: QuantizedModel;
+}
+
+/** Where `finetorch quantize` writes a checkpoint's int8 model: beside it, best.pth -> best-int8.pth. */
+export function int8Path(checkpoint: string): string {
+  return checkpoint.replace(/\.pth?$/, '') + '-int8.pth';
 }
 
 /** Accepts a checkpoint file or a run folder (whose checkpoints/best.pth is used). */
@@ -29,8 +37,12 @@ export function checkpointPath(fileOrRun: string): { checkpoint: string; runDir?
   return { checkpoint: fileOrRun, runDir: fs.existsSync(path.join(runDir, 'split.json')) ? runDir : undefined };
 }
 
-export async function loadRun(fileOrRun: string): Promise<LoadedRun> {
+/** int8: also load the int8 model `finetorch quantize` wrote for this checkpoint (an error when there is none). */
+export async function loadRun(fileOrRun: string, options: { int8?: boolean } = {}): Promise<LoadedRun> {
   const { checkpoint, runDir } = checkpointPath(fileOrRun);
+  if (options.int8 && !fs.existsSync(int8Path(checkpoint))) {
+    throw new Error(`no int8 model for '${checkpoint}' (expected ${int8Path(checkpoint)}): run finetorch quantize on it first`);
+  }
   const loaded = await loadCheckpoint(checkpoint);
   const config = loaded.config as Config | undefined;
   const classes = (loaded.extra as { classes?: string[] } | undefined)?.classes;
@@ -39,7 +51,12 @@ export async function loadRun(fileOrRun: string): Promise<LoadedRun> {
   await model.loadStateDict(loaded.stateDict);
   for (const t of loaded.stateDict.values()) t.dispose();
   model.eval();
-  return { runDir, checkpoint, config, classes, model };
+  const int8 = options.int8 ? await QuantizedModel.load(int8Path(checkpoint)) : undefined;
+  if (int8 && int8.numClasses !== classes.length) {
+    int8.dispose();
+    throw new Error(`'${int8Path(checkpoint)}' has ${int8.numClasses} classes, the run ${classes.length}: quantize the run again`);
+  }
+  return { runDir, checkpoint, config, classes, model, int8 };
 }
 
 /** The run's saved split, checked against the data found at `dataRoot` (default: the run's). */
