@@ -62,6 +62,7 @@ export interface NativeModelOptions {
   numClasses: number;
   head: 'linear' | 'conv1x1';
   dropout: number;
+  attention: 'none' | 'se' | 'cbam';
 }
 
 export interface NativeModule {

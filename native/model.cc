@@ -88,7 +88,7 @@ std::shared_ptr<Net> ModelWrap::unwrap(Napi::Value value, const char* argumentNa
   return Unwrap(value.As<Napi::Object>())->live(env);
 }
 
-// new Model({ arch, numClasses, head, dropout }) — options already validated and filled in TS.
+// new Model({ arch, numClasses, head, dropout, attention }) — options already validated and filled in TS.
 ModelWrap::ModelWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<ModelWrap>(info) {
   Napi::Env env = info.Env();
   guarded(env, [&] {
@@ -98,6 +98,10 @@ ModelWrap::ModelWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<ModelWra
     net.numClasses = options.Get("numClasses").As<Napi::Number>().Int64Value();
     net.head = options.Get("head").As<Napi::String>().Utf8Value() == "conv1x1" ? HeadKind::Conv1x1 : HeadKind::Linear;
     net.dropout = options.Get("dropout").As<Napi::Number>().DoubleValue();
+    const std::string attention = options.Get("attention").As<Napi::String>().Utf8Value();
+    net.attention = attention == "se"     ? AttentionKind::SqueezeExcitation
+                    : attention == "cbam" ? AttentionKind::Cbam
+                                          : AttentionKind::None;
     net_ = createNet(net);
   });
 }

@@ -25,7 +25,7 @@ import { formatFindings, runDoctor } from '../lib/doctor';
 import { createPredictionServer, MiB } from '../lib/serve/server';
 import { resolveDevice, setNumThreads } from '../lib/runtime';
 import { pct } from '../lib/utils/format';
-import { ARCHITECTURES } from '../lib/models/model';
+import { ARCHITECTURES, ATTENTIONS } from '../lib/models/model';
 import { exportOnnx, ONNX_OPSETS } from '../lib/export/onnx';
 import { readDistributedEnv } from '../lib/distributed/env';
 import { distributedSupport, ProcessGroup } from '../lib/distributed/process-group';
@@ -144,6 +144,7 @@ export function buildProgram(): Command {
     .option('--config <file>', 'experiment YAML over configs/base.yaml (a path, or a name in configs/experiments)')
     .addOption(new Option('--arch <arch>', `network${d('arch')}`).choices([...ARCHITECTURES]))
     .addOption(new Option('--head <head>', `ResNet head${d('head')}`).choices(['linear', 'conv1x1']))
+    .addOption(new Option('--attention <kind>', `ResNet attention in every residual block${d('attention')}`).choices([...ATTENTIONS]))
     .option('--data <root>', `dataset root (holds 101_ObjectCategories, or an ImageFolder tree)${d('data.root')}`)
     .option('--weights <weights>', `'imagenet', 'none' or a .pth/.safetensors file${d('weights')}`)
     .option('--epochs <n>', `epochs${d('epochs')}`, nonNegativeInt)
@@ -184,7 +185,7 @@ export function buildProgram(): Command {
         // --lr is the rate of the phase that runs: finetune_lr for a finetune phase, whether the
         // phase came from --phase or from the --config file
         const overrides = (lrKey: 'learning_rate' | 'finetune_lr') => ({
-          phase: opts.phase, arch: opts.arch, head: opts.head, 'data.root': opts.data, weights: opts.weights, epochs: opts.epochs,
+          phase: opts.phase, arch: opts.arch, head: opts.head, attention: opts.attention, 'data.root': opts.data, weights: opts.weights, epochs: opts.epochs,
           batch_size: opts.batchSize, [lrKey]: opts.lr, device: opts.device, seed: opts.seed, seeds: opts.seeds, image_size: opts.imageSize,
           init_checkpoint: opts.init, output_dir: opts.out, run_name: opts.name, quiet: opts.quiet, ...(opts.set ?? {}),
         });

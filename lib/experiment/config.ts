@@ -4,7 +4,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import YAML from 'yaml';
 import { AUGMENT_POLICIES, MAGNITUDE_BINS, MAX_POLICY_STEPS } from '../data/auto-augment';
-import { ARCHITECTURES, HEADS } from '../models/model';
+import { ARCHITECTURES, ATTENTIONS, HEADS } from '../models/model';
 import { OPTIMIZERS } from '../training/optimizer';
 import { describe as describeValue, nearest } from '../utils/validate';
 
@@ -43,6 +43,7 @@ const rate = { kind: 'number', min: 0, max: 1e6 } as const;
 export const SCHEMA = {
   arch: { kind: 'enum', values: ARCHITECTURES },
   head: { kind: 'enum', values: HEADS },
+  attention: { kind: 'enum', values: ATTENTIONS },
   weights: { kind: 'string', hint: "'imagenet', 'none' or a path to a .pth/.safetensors file" },
   phase: { kind: 'enum', values: PHASES },
   learning_rate: rate,
@@ -241,6 +242,9 @@ export function resolveConfig(options: { config?: string; overrides?: Record<str
   if (missing.length) throw new ConfigError(`${baseFile}: missing keys ${missing.join(', ')}`);
   if (config.head === 'conv1x1' && !config.arch.startsWith('resnet')) {
     throw new ConfigError(`head 'conv1x1' needs a ResNet but arch is '${config.arch}'`);
+  }
+  if (config.attention !== 'none' && !config.arch.startsWith('resnet')) {
+    throw new ConfigError(`attention '${config.attention}' needs a ResNet but arch is '${config.arch}'`);
   }
   if (config.resize < config.image_size) throw new ConfigError(`resize (${config.resize}) must be at least image_size (${config.image_size})`);
   if (config.train_max_side !== null && config.train_max_side < config.image_size) {

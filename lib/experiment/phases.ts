@@ -1,5 +1,6 @@
 // What differs between the phases, in one place. feature_extract: frozen backbone (kept in eval
-// mode), only the new head trains, optionally on cached features; finetune: every layer at the
+// mode), only the new head (and a ResNet's new attention modules) trains, optionally on cached
+// features; finetune: every layer at the
 // small rate, from the phase-1 checkpoint or pretrained weights; scratch: random initialisation.
 // two-stage is feature_extract then finetune (see train()).
 import type { Model } from '../models/model';
@@ -12,7 +13,10 @@ export type PhaseConfig = Config & { phase: SinglePhase };
 export interface PhasePlan {
   /** Where the weights come from: the phase-1 checkpoint, pretrained weights, or PyTorch's random init. */
   init: 'checkpoint' | 'pretrained' | 'random';
-  /** Only the head trains; the backbone is frozen and in eval mode (BatchNorm statistics and dropout fixed). */
+  /**
+   * Only the head trains, and the attention modules if the model has them; the rest of the backbone
+   * is frozen and in eval mode (BatchNorm statistics and dropout fixed).
+   */
   frozenBackbone: boolean;
   learningRate: number;
   /** The head's own rate (fine-tuning with head_lr), or null for one rate everywhere. */
@@ -23,12 +27,19 @@ export interface PhasePlan {
   mixBatches: boolean;
   /** The frozen backbone runs once per image; the head trains on its cached features. */
   featureCache: boolean;
+  /** Why a requested feature cache cannot be used (null when it is used or was not requested). */
+  featureCacheRefused: string | null;
 }
 
 export function planPhase(config: PhaseConfig): PhasePlan {
   switch (config.phase) {
     case 'feature_extract': {
       const augment = config.feature_extract_augmentation;
+      // attention modules inside the backbone train in this phase, so its features change every step
+      const featureCacheRefused =
+        config.feature_cache && !augment && config.attention !== 'none'
+          ? `not used: the ${config.attention} attention modules inside the backbone train with the head, so its features change every step`
+          : null;
       return {
         init: config.weights === 'none' ? 'random' : 'pretrained',
         frozenBackbone: true,
@@ -36,7 +47,8 @@ export function planPhase(config: PhaseConfig): PhasePlan {
         headLearningRate: null,
         augment,
         mixBatches: false,
-        featureCache: config.feature_cache && !augment,
+        featureCache: config.feature_cache && !augment && featureCacheRefused === null,
+        featureCacheRefused,
       };
     }
     case 'finetune':
@@ -48,17 +60,22 @@ export function planPhase(config: PhaseConfig): PhasePlan {
         augment: true,
         mixBatches: true,
         featureCache: false,
+        featureCacheRefused: null,
       };
     case 'scratch':
-      return { init: 'random', frozenBackbone: false, learningRate: config.learning_rate, headLearningRate: null, augment: true, mixBatches: true, featureCache: false };
+      return { init: 'random', frozenBackbone: false, learningRate: config.learning_rate, headLearningRate: null, augment: true, mixBatches: true, featureCache: false, featureCacheRefused: null };
   }
 }
 
 /** Puts the model in the phase's state: what is frozen, train or eval mode. */
 export function applyPlan(model: Model, plan: PhasePlan): void {
   if (plan.frozenBackbone) {
-    model.freeze({ except: [model.headPrefix] });
-    model.eval();
+    const attention = model.attentionPrefixes;
+    model.freeze({ except: [model.headPrefix, ...attention] });
+    // new attention layers train in train mode (CBAM's BatchNorm on batch statistics); the frozen
+    // BatchNorm layers stay in eval mode either way (ResNets have no dropout)
+    if (attention.length > 0) model.train();
+    else model.eval();
   } else {
     model.unfreeze();
     model.train();

@@ -47,7 +47,8 @@ export async function loadRun(fileOrRun: string, options: { int8?: boolean } = {
   const config = loaded.config as Config | undefined;
   const classes = (loaded.extra as { classes?: string[] } | undefined)?.classes;
   if (!config || !Array.isArray(classes)) throw new Error(`'${checkpoint}' has no run configuration or class names: was it written by finetorch train?`);
-  const model = createModel(config.arch, { numClasses: classes.length, head: config.head });
+  // checkpoints from before the attention key have none
+  const model = createModel(config.arch, { numClasses: classes.length, head: config.head, attention: config.attention ?? 'none' });
   await model.loadStateDict(loaded.stateDict);
   for (const t of loaded.stateDict.values()) t.dispose();
   model.eval();

@@ -242,6 +242,7 @@ async function setUpPhase(config: PhaseConfig, hooks: RunHooks): Promise<PhaseRu
           `global batch ${global}; ${getNumThreads()} thread(s) per process; BatchNorm statistics per process; rank 0 writes`,
       );
     }
+    if (plan.featureCacheRefused) log(`[${folder.name}] feature cache: ${plan.featureCacheRefused}`);
     let batches: PhaseBatches;
     if (plan.featureCache) {
       batches = await buildFeatureCache(model, data, config, device, folder.name, log, role.shards, group);
@@ -302,7 +303,7 @@ async function testBestWeights(run: PhaseRun, time: { wallStarted: number; train
 
 /** The phase's network on its device and layout, with its starting weights, frozen as the plan says. */
 async function createPhaseModel(config: PhaseConfig, plan: PhasePlan, numClasses: number, device: string, hooks: RunHooks, log: (line: string) => void): Promise<Model> {
-  const model = createModel(config.arch, { numClasses, head: config.head });
+  const model = createModel(config.arch, { numClasses, head: config.head, attention: config.attention });
   try {
     await initialiseWeights(model, config, plan, hooks, log);
     if (device.startsWith('cuda')) {
@@ -335,7 +336,8 @@ async function initialiseWeights(model: Model, config: PhaseConfig, plan: PhaseP
     file = await hooks.resolveImagenetWeights(config.arch);
   }
   const result = await loadPretrained(model, file);
-  log(`weights: ${file} (${result.format})${result.skippedKeys.length ? `; new head, not loaded: ${result.skippedKeys.join(', ')}` : ''}`);
+  const attention = result.missingKeys.length ? `; new ${config.attention} attention layers, initialised: ${result.missingKeys.length} tensors` : '';
+  log(`weights: ${file} (${result.format})${result.skippedKeys.length ? `; new head, not loaded: ${result.skippedKeys.join(', ')}` : ''}${attention}`);
 }
 
 /** Continues from last.pth: weights, optimizer, scheduler and RNG state, and the counters. */

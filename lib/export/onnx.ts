@@ -233,6 +233,9 @@ export function onnxModelBytes(model: Model, options: OnnxExportOptions = {}): {
   if (!(model instanceof Model)) throw invalid('Model', 'model', model);
   if (model.disposed) throw new Error('Expected a live model but it has been disposed');
   if (NOT_EXPORTABLE.has(model.arch)) throw notExportable(model.arch);
+  if (model.attention !== 'none') {
+    throw new Error(`ONNX export is not supported for ${model.arch} with ${model.attention} attention yet (the exporter writes AlexNet, VGG-16 and ResNet graphs without attention)`);
+  }
   const o = resolveOptions(model, options);
   const stateDict: Map<string, Tensor> = model.stateDict();
   try {

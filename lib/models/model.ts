@@ -7,6 +7,8 @@ export const ARCHITECTURES = ['alexnet', 'resnet18', 'resnet34', 'resnet50', 'vg
 export type Architecture = (typeof ARCHITECTURES)[number];
 export const HEADS = ['linear', 'conv1x1'] as const;
 export type HeadKind = (typeof HEADS)[number];
+export const ATTENTIONS = ['none', 'se', 'cbam'] as const;
+export type AttentionKind = (typeof ATTENTIONS)[number];
 
 export interface ModelOptions {
   /** Width of the classification head (default 1000, ImageNet's). */
@@ -15,6 +17,14 @@ export interface ModelOptions {
   head?: HeadKind;
   /** Dropout probability of the classifier (default torchvision's: 0.2 for MobileNetV3 and EfficientNet, 0.5 for AlexNet/VGG; ResNets have none). */
   dropout?: number;
+  /**
+   * ResNets only: attention in every residual block, after its last BatchNorm and before the
+   * residual addition (default 'none'). 'se': squeeze-and-excitation (Hu et al., reduction 16),
+   * keys `layerS.B.se.fc{1,2}.*`; 'cbam': CBAM (Woo et al.), keys `layerS.B.cbam.channel.fc{1,2}.*`,
+   * `layerS.B.cbam.spatial.conv.weight` and `layerS.B.cbam.spatial.bn.*`. Pretrained ImageNet
+   * weights load into such a model with exactly these keys missing.
+   */
+  attention?: AttentionKind;
 }
 
 /** torchvision's classifier dropout where it differs from AlexNet/VGG's 0.5. */
@@ -70,6 +80,7 @@ export class Model {
   readonly arch: Architecture;
   readonly numClasses: number;
   readonly head: HeadKind;
+  readonly attention: AttentionKind;
   /** @internal */
   readonly native: NativeModel;
   private readonly frozenBatchNorm = new Set<string>();
@@ -78,14 +89,18 @@ export class Model {
   constructor(arch: Architecture, options: ModelOptions = {}) {
     this.arch = oneOf('arch', arch, ARCHITECTURES);
     const opts = plainObject('options', options);
-    knownKeys('model options', opts, ['numClasses', 'head', 'dropout']);
+    knownKeys('model options', opts, ['numClasses', 'head', 'dropout', 'attention']);
     this.numClasses = positiveInteger('numClasses', options.numClasses ?? 1000);
     this.head = oneOf('head', options.head ?? 'linear', HEADS);
     if (this.head === 'conv1x1' && !arch.startsWith('resnet')) {
       throw new TypeError(`Expected head 'linear' for ${arch} ('conv1x1' is defined for ResNets) but received 'conv1x1'`);
     }
+    this.attention = oneOf('attention', options.attention ?? 'none', ATTENTIONS);
+    if (this.attention !== 'none' && !arch.startsWith('resnet')) {
+      throw new TypeError(`Expected attention 'none' for ${arch} ('se' and 'cbam' are defined for ResNets) but received '${this.attention}'`);
+    }
     const dropout = numberInRange('dropout', options.dropout ?? DEFAULT_DROPOUT[this.arch] ?? 0.5, 0, 1);
-    this.native = new (native().Model)({ arch, numClasses: this.numClasses, head: this.head, dropout });
+    this.native = new (native().Model)({ arch, numClasses: this.numClasses, head: this.head, dropout, attention: this.attention });
   }
 
   /** Logits for a float [N, 3, H, W] batch. `grad: true` builds the autograd graph. */
@@ -135,6 +150,13 @@ export class Model {
 
   get featureDim(): number {
     return this.native.featureDim;
+  }
+
+  /** Prefixes of the attention modules ('layer1.0.se', …; empty without attention): new layers that train with the head in phase 1. */
+  get attentionPrefixes(): string[] {
+    if (this.attention === 'none') return [];
+    const suffix = `.${this.attention}`;
+    return this.native.namedModules().map((m) => m.name).filter((name) => name.endsWith(suffix));
   }
 
   /** The state_dict prefix of the replaceable head: 'fc' (ResNets), 'classifier.6' (AlexNet, VGG), 'classifier.3' (MobileNetV3), 'classifier.1' (EfficientNet). */

@@ -4,9 +4,9 @@
 // weights symmetric per output channel, then libtorch's quantized kernels.
 import * as fs from 'fs';
 import { native, type NativeQuantizedModel } from '../../binding';
-import { Tensor } from '../tensor';
+import { Tensor, validateLabels } from '../tensor';
 import { invalid, knownKeys, nonEmptyString, oneOf, plainObject, positiveInteger } from '../utils/validate';
-import { ARCHITECTURES, validateImages, validateLabels, type Architecture, type Model, type StateDict } from './model';
+import { ARCHITECTURES, validateImages, type Architecture, type Model, type StateDict } from './model';
 import { loadTorchFile, saveTorchFile } from './weights';
 
 export const QUANTIZABLE_ARCHITECTURES = ['resnet18', 'resnet34', 'resnet50', 'alexnet'] as const;

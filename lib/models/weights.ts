@@ -142,7 +142,9 @@ export interface PretrainedLoadResult extends LoadResult {
 /**
  * Loads pretrained weights into `model`, leaving a replaced head (e.g. 1000 ImageNet classes into a
  * 101-class model) freshly initialised and reporting it in `skippedKeys`. Any other shape mismatch is
- * an error; with strict (default) so are missing and unexpected keys outside the head.
+ * an error; with strict (default) so are missing and unexpected keys outside the head. The layers of
+ * a model's attention modules (which ImageNet files do not have) may be missing even when strict:
+ * they are reported in `missingKeys` and keep their initialisation.
  */
 export async function loadPretrained(
   model: Model,
@@ -167,12 +169,14 @@ export async function loadPretrained(
   const missingKeys = [...own.keys()].filter((k) => !incoming.has(k) && !(skippedKeys.length > 0 && inHead(k)));
   const unexpectedKeys = [...kept.keys()].filter((k) => !own.has(k));
   for (const t of own.values()) t.dispose();
-  if (strict && (missingKeys.length > 0 || unexpectedKeys.length > 0)) {
+  const attention = model.attentionPrefixes;
+  const notNew = missingKeys.filter((k) => !attention.some((p) => k.startsWith(`${p}.`)));
+  if (strict && (notNew.length > 0 || unexpectedKeys.length > 0)) {
     const source_ = typeof source === 'string' ? `'${source}'` : 'the state_dict';
     throw new Error(
       `cannot load ${source_} into ${model.arch}: ` +
         [
-          missingKeys.length ? `missing keys: ${missingKeys.slice(0, 10).join(', ')}${missingKeys.length > 10 ? ` … (${missingKeys.length})` : ''}` : '',
+          notNew.length ? `missing keys: ${notNew.slice(0, 10).join(', ')}${notNew.length > 10 ? ` … (${notNew.length})` : ''}` : '',
           unexpectedKeys.length ? `unexpected keys: ${unexpectedKeys.slice(0, 10).join(', ')}${unexpectedKeys.length > 10 ? ` … (${unexpectedKeys.length})` : ''}` : '',
         ]
           .filter(Boolean)

@@ -14,6 +14,9 @@ std::shared_ptr<Net> createNet(const NetOptions& options) {
   if (options.head == HeadKind::Conv1x1 && options.arch.rfind("resnet", 0) != 0) {
     throw std::invalid_argument("head 'conv1x1' is only defined for ResNets, not " + options.arch);
   }
+  if (options.attention != AttentionKind::None && options.arch.rfind("resnet", 0) != 0) {
+    throw std::invalid_argument("attention is only defined for ResNets, not " + options.arch);
+  }
   if (options.arch == "alexnet") return createAlexNet(options);
   if (options.arch == "vgg16") return createVgg16(options);
   if (options.arch == "resnet18" || options.arch == "resnet34" || options.arch == "resnet50") return createResNet(options);

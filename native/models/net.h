@@ -11,6 +11,9 @@ namespace finetorch {
 
 enum class HeadKind { Linear, Conv1x1 };
 
+// Channel attention in every residual block of a ResNet (see attention.h).
+enum class AttentionKind { None, SqueezeExcitation, Cbam };
+
 struct NetOptions {
   std::string arch;  // alexnet, resnet18, resnet34, resnet50, vgg16, mobilenet_v3_large, efficientnet_b0
   int64_t numClasses = 1000;
@@ -18,6 +21,8 @@ struct NetOptions {
   double dropout = 0.5;
   // EfficientNet's stochastic depth probability (torchvision's 0.2), scaled linearly over the blocks.
   double stochasticDepth = 0.2;
+  // ResNets only: SE or CBAM after each block's last BatchNorm, before the residual addition.
+  AttentionKind attention = AttentionKind::None;
 };
 
 class Net : public torch::nn::Module {

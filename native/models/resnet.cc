@@ -1,8 +1,10 @@
 // ResNet-18/34/50 as in torchvision 0.14 (conv1, bn1, layer1..4, fc; blocks with conv1/bn1/...,
 // downsample.{0,1}), with either torchvision's Linear head or the seed's 1x1-conv head applied to
-// the layer4 map before global average pooling.
+// the layer4 map before global average pooling. Optionally SE or CBAM attention in every block
+// (attention.h), applied to the last BatchNorm's output before the residual addition.
 #include <vector>
 
+#include "attention.h"
 #include "net.h"
 
 namespace finetorch {
@@ -18,23 +20,25 @@ nn::Conv2d conv(int64_t in, int64_t out, int64_t kernel, int64_t stride = 1) {
 class BasicBlockImpl : public nn::Module {
  public:
   static constexpr int64_t kExpansion = 1;
-  BasicBlockImpl(int64_t in, int64_t planes, int64_t stride) {
+  BasicBlockImpl(int64_t in, int64_t planes, int64_t stride, AttentionKind attentionKind) {
     conv1 = register_module("conv1", conv(in, planes, 3, stride));
     bn1 = register_module("bn1", nn::BatchNorm2d(planes));
     conv2 = register_module("conv2", conv(planes, planes, 3));
     bn2 = register_module("bn2", nn::BatchNorm2d(planes));
+    attention = BlockAttention(*this, attentionKind, planes);
     if (stride != 1 || in != planes) {
       downsample = register_module("downsample", nn::Sequential(conv(in, planes, 1, stride), nn::BatchNorm2d(planes)));
     }
   }
   torch::Tensor forward(const torch::Tensor& x) {
     auto out = bn1->forward(conv1->forward(x)).relu_();
-    out = bn2->forward(conv2->forward(out));
+    out = attention(bn2->forward(conv2->forward(out)));
     out += downsample ? downsample->forward(x) : x;
     return torch::relu_(out);
   }
   nn::Conv2d conv1{nullptr}, conv2{nullptr};
   nn::BatchNorm2d bn1{nullptr}, bn2{nullptr};
+  BlockAttention attention;
   nn::Sequential downsample{nullptr};
 };
 TORCH_MODULE(BasicBlock);
@@ -42,13 +46,14 @@ TORCH_MODULE(BasicBlock);
 class BottleneckImpl : public nn::Module {
  public:
   static constexpr int64_t kExpansion = 4;
-  BottleneckImpl(int64_t in, int64_t planes, int64_t stride) {
+  BottleneckImpl(int64_t in, int64_t planes, int64_t stride, AttentionKind attentionKind) {
     conv1 = register_module("conv1", conv(in, planes, 1));
     bn1 = register_module("bn1", nn::BatchNorm2d(planes));
     conv2 = register_module("conv2", conv(planes, planes, 3, stride));  // stride on the 3x3 (v1.5)
     bn2 = register_module("bn2", nn::BatchNorm2d(planes));
     conv3 = register_module("conv3", conv(planes, planes * kExpansion, 1));
     bn3 = register_module("bn3", nn::BatchNorm2d(planes * kExpansion));
+    attention = BlockAttention(*this, attentionKind, planes * kExpansion);
     if (stride != 1 || in != planes * kExpansion) {
       downsample = register_module(
           "downsample", nn::Sequential(conv(in, planes * kExpansion, 1, stride), nn::BatchNorm2d(planes * kExpansion)));
@@ -57,12 +62,13 @@ class BottleneckImpl : public nn::Module {
   torch::Tensor forward(const torch::Tensor& x) {
     auto out = bn1->forward(conv1->forward(x)).relu_();
     out = bn2->forward(conv2->forward(out)).relu_();
-    out = bn3->forward(conv3->forward(out));
+    out = attention(bn3->forward(conv3->forward(out)));
     out += downsample ? downsample->forward(x) : x;
     return torch::relu_(out);
   }
   nn::Conv2d conv1{nullptr}, conv2{nullptr}, conv3{nullptr};
   nn::BatchNorm2d bn1{nullptr}, bn2{nullptr}, bn3{nullptr};
+  BlockAttention attention;
   nn::Sequential downsample{nullptr};
 };
 TORCH_MODULE(Bottleneck);
@@ -79,7 +85,7 @@ class ResNet : public Net {
       nn::Sequential blocks;
       for (int64_t i = 0; i < depths[stage]; i++) {
         int64_t stride = (i == 0 && stage > 0) ? 2 : 1;
-        blocks->push_back(Block(inplanes_, planes[stage], stride));
+        blocks->push_back(Block(inplanes_, planes[stage], stride, o.attention));
         inplanes_ = planes[stage] * expansion;
       }
       layers_.push_back(register_module("layer" + std::to_string(stage + 1), blocks));
@@ -92,6 +98,9 @@ class ResNet : public Net {
         nn::init::ones_(b->weight);
         nn::init::zeros_(b->bias);
       }
+    }
+    for (auto& module : modules(/*include_self=*/false)) {
+      if (auto* cbam = module->as<CbamImpl>()) cbam->initialise();
     }
     if (head_ == HeadKind::Linear) {
       fc = register_module("fc", nn::Linear(512 * expansion, o.numClasses));

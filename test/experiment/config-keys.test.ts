@@ -452,6 +452,17 @@ test("head 'conv1x1': the run's head is a 1x1 convolution", async () => {
   expect(best.stateDict.get('fc.bias')!.shape).toEqual([3]);
 });
 
+test("attention 'se': the stand-in weights load with the SE layers new, and phase 1 trains them with the head, uncached", async () => {
+  const [run] = await train(config({ phase: 'feature_extract', run_name: 'se', attention: 'se', learning_rate: 1e-2 }), quiet);
+  expect(run.featureCache).toBe(false);
+  const best = (await loadCheckpoint(run.checkpoints.best)).stateDict;
+  const given = (await loadWeights(weights)).stateDict;
+  expect(best.get('layer4.1.se.fc1.weight')!.shape).toEqual([32, 512]);
+  const changed = [...best.keys()].filter((k) => !k.endsWith('num_batches_tracked') && (!given.has(k) || bytes(best.get(k)!).compare(bytes(given.get(k)!)) !== 0));
+  expect(changed.filter((k) => !k.includes('.se.') && !k.startsWith('fc.'))).toEqual([]);
+  expect(changed.filter((k) => k.includes('.se.'))).toHaveLength(32);
+});
+
 test('amp: bf16 autocast on the CPU changes the forward pass a little', async () => {
   const off = { 'augmentation.random_crop': false, 'augmentation.horizontal_flip': false, 'augmentation.color_jitter': 0 };
   const [plain] = await train(config({ phase: 'feature_extract', run_name: 'amp-off', feature_extract_augmentation: true, ...off }), quiet);

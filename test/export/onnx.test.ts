@@ -206,4 +206,17 @@ describe('exportOnnx', () => {
       model.dispose();
     }
   });
+
+  test.each(['se', 'cbam'] as const)('refuses a ResNet with %s attention, which it cannot write yet, before writing anything', async (attention) => {
+    const model = createModel('resnet18', { numClasses: 2, attention });
+    const file = path.join(os.tmpdir(), `finetorch-${attention}-${process.pid}.onnx`);
+    try {
+      const message = `ONNX export is not supported for resnet18 with ${attention} attention yet (the exporter writes AlexNet, VGG-16 and ResNet graphs without attention)`;
+      expect(() => onnxModelBytes(model)).toThrow(message);
+      await expect(exportOnnx(model, file)).rejects.toThrow(message);
+      expect(fs.existsSync(file)).toBe(false);
+    } finally {
+      model.dispose();
+    }
+  });
 });
