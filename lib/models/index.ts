@@ -3,3 +3,6 @@ export type { Architecture, HeadKind, ModelOptions, StateDict, LoadResult, Freez
 export { loadWeights, saveWeights, loadPretrained, loadTorchFile, saveTorchFile, findStateDict } from './weights';
 export type { LoadedWeights, WeightFormat, PretrainedLoadResult } from './weights';
 export { readSafetensors, writeSafetensors } from './safetensors';
+export * as pruning from './pruning';
+export type { PruneAmount, LayerSparsity } from './pruning';
+export * as shrink from './shrink';
