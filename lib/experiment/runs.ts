@@ -5,7 +5,7 @@ import * as path from 'path';
 import { scanDataset } from '../data/caltech101';
 import { loadSplitManifest, type Split } from '../data/splits';
 import { createModel, type Model } from '../models/model';
-import { loadCheckpoint } from '../training/checkpoint';
+import { loadCheckpoint, loadCheckpointWeights } from '../training/checkpoint';
 import type { Config } from './config';
 
 export interface LoadedRun {
@@ -36,7 +36,7 @@ export async function loadRun(fileOrRun: string): Promise<LoadedRun> {
   const classes = (loaded.extra as { classes?: string[] } | undefined)?.classes;
   if (!config || !Array.isArray(classes)) throw new Error(`'${checkpoint}' has no run configuration or class names: was it written by finetorch train?`);
   const model = createModel(config.arch, { numClasses: classes.length, head: config.head });
-  await model.loadStateDict(loaded.stateDict);
+  await loadCheckpointWeights(loaded, model);
   for (const t of loaded.stateDict.values()) t.dispose();
   model.eval();
   return { runDir, checkpoint, config, classes, model };
