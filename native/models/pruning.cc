@@ -254,21 +254,27 @@ void shrinkChannels(nn::Module& net, const std::vector<std::pair<std::string, in
       throw std::invalid_argument("width " + std::to_string(width) + " for '" + name + "' is outside 1.." + std::to_string(channels));
     }
   }
+  // every conv's channels are chosen before any is narrowed: a Bottleneck's conv2 is ranked on its
+  // whole weight, as prune.ln_structured on each layer of the unshrunk network would rank it
+  std::vector<torch::Tensor> indices;
   for (auto& [name, width] : widths) {
+    auto& n = byName[name];
+    if (!byNorm) {
+      indices.push_back(torch::arange(width, torch::kLong));
+      continue;
+    }
+    std::vector<int64_t> others{1, 2, 3};
+    auto norms = torch::norm(scoresOf(*n.conv, name), 2, others);
+    auto largest = std::get<1>(torch::topk(norms, width, -1, /*largest=*/true));
+    indices.push_back(std::get<0>(largest.sort()));
+  }
+  for (size_t i = 0; i < widths.size(); i++) {
+    const auto& [name, width] = widths[i];
     auto& n = byName[name];
     auto* conv = n.conv->as<nn::Conv2d>();
     auto* next = n.next->as<nn::Conv2d>();
-    int64_t channels = conv->options.out_channels();
-    if (width == channels) continue;
-    torch::Tensor index;
-    if (byNorm) {
-      auto weight = scoresOf(*n.conv, name);
-      std::vector<int64_t> others{1, 2, 3};
-      auto largest = std::get<1>(torch::topk(torch::norm(weight, 2, others), width, -1, /*largest=*/true));
-      index = std::get<0>(largest.sort());
-    } else {
-      index = torch::arange(width, torch::kLong);
-    }
+    if (width == conv->options.out_channels()) continue;
+    const auto& index = indices[i];
     narrow(*n.conv, 0, 1, index);
     narrow(*n.norm, 0, 1, index);
     narrow(*n.next, 1, 4, index);

@@ -68,6 +68,24 @@ with torch.no_grad():
     refs['surgery.eval'] = surgery(x)
 for k, v in surgery.state_dict().items():
     refs['surgery.sd.' + k] = v.clone()
+# ResNet-50: each Bottleneck's conv1 and conv2, ranked on their own weights, with bn1 and bn2 masked
+torch.manual_seed(0)
+r50 = torchvision.models.resnet50(num_classes=10)
+for m in r50.modules():
+    if isinstance(m, torch.nn.BatchNorm2d):
+        m.weight.data.uniform_(0.5, 1.5); m.bias.data.uniform_(-0.2, 0.2)
+        m.running_mean.uniform_(-0.2, 0.2); m.running_var.uniform_(0.5, 1.5)
+r50.eval()
+torch.save(r50.state_dict(), f'{out}/resnet50.pth')
+for layer in [r50.layer1, r50.layer2, r50.layer3, r50.layer4]:
+    for block in layer:
+        for conv, bn in [(block.conv1, block.bn1), (block.conv2, block.bn2)]:
+            prune.ln_structured(conv, 'weight', amount=amount, n=2, dim=0)
+            keep = conv.weight_mask.sum((1, 2, 3)) != 0
+            prune.custom_from_mask(bn, 'weight', keep)
+            prune.custom_from_mask(bn, 'bias', keep)
+with torch.no_grad():
+    refs['resnet50.masked.eval'] = r50(x)
 torch.save(refs, f'{out}/refs.pth')
 print(json.dumps({'keys': list(surgery.state_dict().keys()), 'widths': {n + '.conv1': len(i) for n, i in kept.items()}}))
 `;
@@ -82,7 +100,7 @@ function differing(actual: Tensor, expected: Tensor): number {
   return count;
 }
 
-torch.describe('shrinkChannels against PyTorch (ResNet-18, 50% of each block’s conv1 channels)', () => {
+torch.describe('shrinkChannels against PyTorch (ResNet-18 and ResNet-50, 50% of each block’s inner channels)', () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'finetorch-shrink-'));
   let reference: { keys: string[]; widths: Record<string, number> };
   let refs: Map<string, Tensor>;
@@ -167,6 +185,18 @@ torch.describe('shrinkChannels against PyTorch (ResNet-18, 50% of each block’s
     const after = new Optimizer(model, { type: 'sgd', lr: 0.01 });
     const { loss } = await trainStep(model, after, x, y);
     expect(Number.isFinite(loss)).toBe(true);
+    model.dispose();
+  });
+
+  test('ResNet-50: each Bottleneck’s conv1 and conv2 halved, logits of PyTorch’s masked model (bn1 and bn2 masked too)', async () => {
+    const model = createModel('resnet50', { numClasses: 10 }).eval();
+    await model.loadStateDict((await loadWeights(path.join(dir, 'resnet50.pth'))).stateDict);
+    const before = shrink.channelWidths(model);
+    expect(Object.keys(before)).toHaveLength(32);
+    const widths = await shrink.shrinkChannels(model, { amount: AMOUNT });
+    expect(Object.entries(widths).map(([name, w]) => [name, w * 2])).toEqual(Object.entries(before));
+    expect(model.namedParameters().get('layer2.0.conv3.weight')!.shape).toEqual([512, 64, 1, 1]);
+    compare('resnet50: logits vs masked PyTorch (conv1/conv2 + bn1/bn2 masked)', await model.forward(refs.get('x')!), refs.get('resnet50.masked.eval'), 1e-5);
     model.dispose();
   });
 
