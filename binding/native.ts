@@ -280,6 +280,14 @@ export interface NativeAddon {
   saveTorchFile(path: string, value: unknown): Promise<void>;
   Model: NativeModelConstructor;
   QuantizedModel: NativeQuantizedModelConstructor;
+  /** torch.nn.utils.prune on the named Conv2d/Linear layers (lib/models/pruning.ts validates). */
+  prune(model: NativeModel, options: { method: 'l1_unstructured' | 'global_l1' | 'l2_structured' | 'identity'; modules: string[]; amount: number; isCount: boolean }): Promise<void>;
+  /** prune.remove: folds the masks of these layers into `weight`. */
+  makePermanent(model: NativeModel, modules: string[]): Promise<void>;
+  /** Narrows ResNet block convs to these output widths (with their BatchNorm and the next conv's inputs). */
+  shrinkChannels(model: NativeModel, widths: Array<[string, number]>, byNorm: boolean): Promise<void>;
+  /** The ResNet block convs shrinkChannels can narrow, with their output widths. */
+  shrinkableConvs(model: NativeModel): Array<[string, number]>;
   info(): RuntimeInfo;
   getNumThreads(): number;
   setNumThreads(threads: number): void;

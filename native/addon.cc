@@ -1,6 +1,7 @@
 #include "addon.h"
 #include "cpu_allocator.h"
 #include "quantized/quantized_model.h"
+#include "pruning.h"
 
 #include <cstdlib>
 #include <cstring>
@@ -45,6 +46,7 @@ Addon::Addon(Napi::Env env, Napi::Object exports) {
   registerTensorOps(env, exports, *this);
   registerRuntime(env, exports, *this);
   registerModel(env, exports, *this);
+  registerPruning(env, exports, *this);
   registerSerialization(env, exports, *this);
   registerOptimizer(env, exports, *this);
   registerTraining(env, exports, *this);

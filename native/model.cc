@@ -6,6 +6,7 @@
 #include "cpu_allocator.h"
 #include "device.h"
 #include "errors.h"
+#include "models/pruning.h"
 #include "ops/loss.h"
 #include "tensor.h"
 
@@ -122,6 +123,7 @@ Napi::Value ModelWrap::run(const Napi::CallbackInfo& info, torch::Tensor (*step)
         [net, input, step, grad] {
           // inference by default: no graph is built unless the caller asks for gradients
           torch::AutoGradMode mode(grad);
+          applyMasks(*net);
           return step(*net, input);
         },
         [](Napi::Env e, torch::Tensor& out) -> Napi::Value { return TensorWrap::wrap(e, out); });
@@ -289,6 +291,7 @@ Napi::Value ModelWrap::backward(const Napi::CallbackInfo& info) {
         env,
         [net, images, labels, loss] {
           net->zero_grad();
+          applyMasks(*net);
           auto target = labels.to(images.device());
           auto logits = net->forward(images);
           auto value = crossEntropy(logits, target, loss);

@@ -6,6 +6,7 @@
 #include "distributed/gradient_sync.h"
 #include "errors.h"
 #include "model.h"
+#include "models/pruning.h"
 #include "ops/autocast.h"
 #include "ops/loss.h"
 #include "optimizer.h"
@@ -102,6 +103,7 @@ Napi::Value trainStep(const Napi::CallbackInfo& info) {
           // int64 class indices [N], or probabilities [N, C] (cross_entropy's soft-target path)
           auto target = labels.to(images.device());
           torch::Tensor logits, value;
+          applyMasks(*net);
           if (sync) sync->beforeForward();
           {
             AutocastGuard autocast(amp, images.device());
@@ -204,6 +206,7 @@ Napi::Value evalStep(const Napi::CallbackInfo& info) {
         env,
         [net, images, labels, loss, returnLogits, featuresInput, amp] {
           torch::NoGradGuard noGrad;
+          applyMasks(*net);
           torch::Tensor logits;
           {
             AutocastGuard autocast(amp, images.device());

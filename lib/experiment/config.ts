@@ -105,6 +105,14 @@ export const SCHEMA = {
   checkpoint_interval: { kind: 'number', min: 0, max: 1e9 },
   dist_backend: { kind: 'enum', values: ['auto', 'gloo', 'nccl'] },
   dist_timeout: { kind: 'number', min: 1, max: 86400 },
+  prune: {
+    kind: 'object',
+    fields: {
+      method: { kind: 'enum', values: ['none', 'l1_unstructured', 'global_l1', 'l2_structured', 'l2_structured_shrink'] },
+      amount: { kind: 'number', min: 0, max: 0.999 },
+      steps: positiveInt,
+    },
+  },
 } as const satisfies Record<string, Rule>;
 
 /** A complete, validated run configuration (every key of SCHEMA, typed by its rule). */
@@ -245,6 +253,12 @@ export function resolveConfig(options: { config?: string; overrides?: Record<str
   }
   if (config.attention !== 'none' && !config.arch.startsWith('resnet')) {
     throw new ConfigError(`attention '${config.attention}' needs a ResNet but arch is '${config.arch}'`);
+  }
+  if (config.prune.method !== 'none' && config.phase !== 'finetune' && config.phase !== 'two-stage') {
+    throw new ConfigError(`prune applies to the finetune phase (and two-stage's finetune stage) but phase is '${config.phase}'`);
+  }
+  if (config.prune.method === 'l2_structured_shrink' && !config.arch.startsWith('resnet')) {
+    throw new ConfigError(`prune.method 'l2_structured_shrink' needs a ResNet but arch is '${config.arch}'`);
   }
   if (config.resize < config.image_size) throw new ConfigError(`resize (${config.resize}) must be at least image_size (${config.image_size})`);
   if (config.train_max_side !== null && config.train_max_side < config.image_size) {

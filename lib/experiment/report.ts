@@ -24,6 +24,7 @@ import { tsne } from '../report/tsne';
 import { cat, type Tensor } from '../tensor';
 import { clippedInterval, compareRuns, comparisonRows, formatPair, formatSpread, selectionNote } from './compare';
 import { readResults } from './results';
+import type { PruningSummary } from './pruning-schedule';
 import { loadRun, loadRunSplit } from './runs';
 
 export interface RunReportOptions {
@@ -131,10 +132,21 @@ export async function writeRunReport(runDir: string, options: RunReportOptions =
           ? `selection: the final weights after ${results.epochs} epochs (no validation part; the per-epoch test figures were watched, never used to choose)`
           : `selection: the best epoch by validation top-1 (${(results.bestValTop1 * 100).toFixed(1)}%)`
       }; phase-1 feature cache ${results.featureCache ? 'used' : 'not used'}.`,
+      ...(results.pruning ? [pruningNote(results.pruning)] : []),
     ],
   });
   log(`report: ${report}`);
   return report;
+}
+
+function pruningNote(p: PruningSummary): string {
+  const sparsity = p.layers.map((l) => l.sparsity);
+  const mean = sparsity.reduce((a, b) => a + b, 0) / Math.max(1, sparsity.length);
+  return (
+    `pruning: ${p.method}, ${(p.amount * 100).toFixed(1)}% in ${p.steps} round(s) of ${(p.roundAmount * 100).toFixed(1)}% each (${p.schedule}); ` +
+    `${p.parameters.remaining.toLocaleString('en')} of ${p.parameters.dense.toLocaleString('en')} parameters left; ` +
+    `per-layer sparsity ${(Math.min(...sparsity) * 100).toFixed(1)}-${(Math.max(...sparsity) * 100).toFixed(1)}% (mean ${(mean * 100).toFixed(1)}%, ${p.layers.length} layers; results.json lists each)`
+  );
 }
 
 async function tsnePicture(runDir: string, pictures: string, maxPoints: number, log: (line: string) => void): Promise<string | undefined> {

@@ -5,6 +5,7 @@ import * as path from 'path';
 import { writeFileAtomic } from '../utils/atomic-write';
 import type { SinglePhase } from './config';
 import type { Evaluation } from './evaluate';
+import type { PruningSummary } from './pruning-schedule';
 
 /**
  * How the tested weights were chosen: `final`, the weights after the configured epochs (the split
@@ -29,6 +30,8 @@ export interface PhaseResult {
   featureCache: boolean;
   test: Omit<Evaluation, 'predictions' | 'confusion'>;
   checkpoints: { best: string; last: string };
+  /** config.prune's outcome: per-layer sparsity and the parameters left (absent without pruning). */
+  pruning?: PruningSummary;
 }
 
 /** One test image's top-1 prediction, with its file relative to the data root. */

@@ -6,7 +6,7 @@ import { scanDataset } from '../data/caltech101';
 import { loadSplitManifest, type Split } from '../data/splits';
 import { createModel, type Model } from '../models/model';
 import { QuantizedModel } from '../models/quantized';
-import { loadCheckpoint } from '../training/checkpoint';
+import { loadCheckpoint, loadCheckpointWeights } from '../training/checkpoint';
 import type { Config } from './config';
 
 export interface LoadedRun {
@@ -49,7 +49,7 @@ export async function loadRun(fileOrRun: string, options: { int8?: boolean } = {
   if (!config || !Array.isArray(classes)) throw new Error(`'${checkpoint}' has no run configuration or class names: was it written by finetorch train?`);
   // checkpoints from before the attention key have none
   const model = createModel(config.arch, { numClasses: classes.length, head: config.head, attention: config.attention ?? 'none' });
-  await model.loadStateDict(loaded.stateDict);
+  await loadCheckpointWeights(loaded, model);
   for (const t of loaded.stateDict.values()) t.dispose();
   model.eval();
   const int8 = options.int8 ? await QuantizedModel.load(int8Path(checkpoint)) : undefined;

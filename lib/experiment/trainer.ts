@@ -15,7 +15,8 @@ import type { Split } from '../data/splits';
 import { createModel, type Model } from '../models/model';
 import { loadPretrained } from '../models/weights';
 import { getNumThreads, manualSeed, resolveDevice, setCudnnBenchmark, setNumThreads } from '../runtime';
-import { loadCheckpoint, restoreCheckpoint, writeCheckpoints } from '../training/checkpoint';
+import { resizeChannels, channelWidths } from '../models/shrink';
+import { loadCheckpoint, loadCheckpointWeights, restoreCheckpoint, writeCheckpoints } from '../training/checkpoint';
 import { createOptimizer, type Optimizer } from '../training/optimizer';
 import { createScheduler, type LrScheduler } from '../training/schedulers';
 import { trainStep } from '../training/steps';
@@ -28,6 +29,7 @@ import { buildFeatureCache } from './feature-cache';
 import { AverageMeter, ProgressLine } from './meters';
 import { chooseSplit, loadPhaseData } from './phase-data';
 import { applyPlan, optimizerOptions, planPhase, schedulerConfig, type PhaseConfig, type PhasePlan } from './phases';
+import { denseFigures, pruneRound, pruningSummary, roundAmount, roundStarts } from './pruning-schedule';
 import { writeRunReport } from './report';
 import { writeResults, type PhaseResult } from './results';
 import { RunLog } from './run-log';
@@ -103,6 +105,8 @@ interface PhaseRun {
   bestValTop1: number;
   /** Without a validation part: the last epoch's test evaluation, which is the final test's (same weights). */
   finalTest?: Evaluation;
+  /** config.prune at work: the epoch each round starts at, and the network's figures before pruning. */
+  pruning?: { starts: number[]; dense: ReturnType<typeof denseFigures> };
 }
 
 /**
@@ -165,6 +169,8 @@ async function runPhaseIn(config: PhaseConfig, hooks: RunHooks): Promise<PhaseRe
     // is a link to it) and after the final epoch
     let lastWrittenAt = Date.now();
     for (let epoch = run.startEpoch; epoch < config.epochs; epoch++) {
+      // round 0 was pruned before the optimizer was built
+      for (let round = 1; round < (run.pruning?.starts.length ?? 0); round++) if (run.pruning!.starts[round] === epoch) await nextPruningRound(run, round);
       const trained = await trainOneEpoch(run, epoch);
       trainSeconds += trained.seconds;
       const imagesPerSecond = trained.images / trained.seconds; // every rank's images
@@ -178,7 +184,9 @@ async function runPhaseIn(config: PhaseConfig, hooks: RunHooks): Promise<PhaseRe
       const lr = run.optimizer.getLr(0);
       run.scheduler.step(run.scheduler.needsMetric ? (val ?? trained).top1 : undefined);
       const final = epoch + 1 === config.epochs;
-      const isBest = val ? val.top1 > run.bestValTop1 : final;
+      // pruning: the best epoch is chosen within the last round, at the final sparsity
+      const selectable = !run.pruning || epoch >= run.pruning.starts[run.pruning.starts.length - 1];
+      const isBest = val ? selectable && val.top1 > run.bestValTop1 : final;
       if (val && isBest) run.bestValTop1 = val.top1;
       if (isBest || final || (Date.now() - lastWrittenAt) / 1000 >= config.checkpoint_interval) {
         await saveCheckpoint(run, epoch + 1, isBest);
@@ -228,6 +236,13 @@ async function setUpPhase(config: PhaseConfig, hooks: RunHooks): Promise<PhaseRu
   );
 
   const model = await createPhaseModel(config, plan, split.classes.length, device, hooks, log);
+  let pruning: PhaseRun['pruning'];
+  try {
+    pruning = await startPruning(config, model, folder, hooks, log);
+  } catch (error) {
+    model.dispose();
+    throw error;
+  }
   const optimizer = createOptimizer(model, optimizerOptions(config, plan, model));
   const scheduler = createScheduler(optimizer, schedulerConfig(config));
   try {
@@ -259,7 +274,7 @@ async function setUpPhase(config: PhaseConfig, hooks: RunHooks): Promise<PhaseRu
     return {
       config, plan, folder, role, device, split, model, optimizer, scheduler, batches, sync, hooks, log, mix: mix?.enabled ? mix : null,
       runLog: role.writer ? new RunLog(folder.logs) : undefined,
-      startEpoch: resumed.epoch, step: resumed.step, bestValTop1: resumed.bestValTop1,
+      startEpoch: resumed.epoch, step: resumed.step, bestValTop1: resumed.bestValTop1, pruning,
     };
   } catch (error) {
     optimizer.dispose();
@@ -278,7 +293,7 @@ async function testBestWeights(run: PhaseRun, time: { wallStarted: number; train
   let test = run.finalTest;
   if (!test) {
     if (run.role.writer) {
-      if (fs.existsSync(folder.best)) await model.loadStateDict((await loadCheckpoint(folder.best)).stateDict);
+      if (fs.existsSync(folder.best)) await loadCheckpointWeights(await loadCheckpoint(folder.best), model);
       else await saveCheckpoint(run, config.epochs, true);
     }
     // rank 0 read the selected weights: every rank tests them
@@ -291,6 +306,7 @@ async function testBestWeights(run: PhaseRun, time: { wallStarted: number; train
   const result: PhaseResult = {
     run: folder.name, runDir: folder.dir, phase: config.phase, arch: config.arch, seed: config.seed, epochs: config.epochs, wallSeconds, trainSeconds: time.trainSeconds,
     selection: run.batches.val ? 'validation' : 'final', bestValTop1: run.batches.val ? run.bestValTop1 : null, featureCache: run.batches.features, test: summary, checkpoints: { best: folder.best, last: folder.last },
+    ...(run.pruning ? { pruning: pruningSummary(model, config.prune, run.pruning.dense) } : {}),
   };
   run.log(`[${folder.name}] test: top-1 ${pct(test.top1)}  top-5 ${pct(test.top5)}  mean per-class ${pct(test.meanPerClass)}  (${test.count} images, ${wallSeconds.toFixed(1)} s)`);
   if (run.role.writer) {
@@ -322,7 +338,7 @@ async function createPhaseModel(config: PhaseConfig, plan: PhasePlan, numClasses
 async function initialiseWeights(model: Model, config: PhaseConfig, plan: PhasePlan, hooks: RunHooks, log: (line: string) => void): Promise<void> {
   if (plan.init === 'checkpoint') {
     const checkpoint = await loadCheckpoint(config.init_checkpoint!);
-    await model.loadStateDict(checkpoint.stateDict);
+    await loadCheckpointWeights(checkpoint, model);
     log(`weights: ${config.init_checkpoint} (the feature_extract phase's best)`);
     return;
   }
@@ -338,6 +354,50 @@ async function initialiseWeights(model: Model, config: PhaseConfig, plan: PhaseP
   const result = await loadPretrained(model, file);
   const attention = result.missingKeys.length ? `; new ${config.attention} attention layers, initialised: ${result.missingKeys.length} tensors` : '';
   log(`weights: ${file} (${result.format})${result.skippedKeys.length ? `; new head, not loaded: ${result.skippedKeys.join(', ')}` : ''}${attention}`);
+}
+
+/**
+ * config.prune in a finetune phase: round 0 now, before the optimizer is built (pruning renames
+ * weight -> weight_orig); resuming, a shrunk network takes last.pth's widths instead.
+ */
+async function startPruning(config: PhaseConfig, model: Model, folder: RunFolder, hooks: RunHooks, log: (line: string) => void): Promise<PhaseRun['pruning']> {
+  if (config.prune.method === 'none' || config.phase !== 'finetune') return undefined;
+  if (hooks.group) throw new Error('prune is not supported in distributed runs (each round would need the gradient averaging rebuilt)');
+  const dense = denseFigures(model);
+  const starts = roundStarts(config.prune, config.epochs);
+  const resumedWidths = hooks.resumeDir && fs.existsSync(folder.last) ? (await loadCheckpoint(folder.last)).channelWidths : undefined;
+  if (config.prune.method === 'l2_structured_shrink' && resumedWidths) {
+    const current = channelWidths(model);
+    if (Object.entries(resumedWidths).some(([name, width]) => current[name] !== width)) await resizeChannels(model, resumedWidths);
+  } else {
+    await pruneRound(model, config.prune);
+  }
+  log(
+    `[${folder.name}] prune: ${config.prune.method}, ${(config.prune.amount * 100).toFixed(1)}% in ${config.prune.steps} round(s) ` +
+      `(each ${(roundAmount(config.prune) * 100).toFixed(1)}% of what is left) at epochs ${starts.join(', ')}`,
+  );
+  return { starts, dense };
+}
+
+/**
+ * The next pruning round. Masks change in place (the optimizer keeps its parameters); shrinking
+ * changes shapes, so the optimizer is built again (its momentum restarts) with the learning
+ * rates it had, and the scheduler continues from its state.
+ */
+async function nextPruningRound(run: PhaseRun, round: number): Promise<void> {
+  const { config, model } = run;
+  await pruneRound(model, config.prune);
+  if (config.prune.method === 'l2_structured_shrink') {
+    const old = run.optimizer;
+    const optimizer = createOptimizer(model, optimizerOptions(config, run.plan, model));
+    for (let g = 0; g < optimizer.groupCount; g++) optimizer.setLr(g, old.getLr(g));
+    const scheduler = createScheduler(optimizer, schedulerConfig(config));
+    scheduler.loadStateDict(run.scheduler.stateDict());
+    old.dispose();
+    run.optimizer = optimizer;
+    run.scheduler = scheduler;
+  }
+  run.log(`[${run.folder.name}] prune: round ${round + 1}/${config.prune.steps}`);
 }
 
 /** Continues from last.pth: weights, optimizer, scheduler and RNG state, and the counters. */

@@ -8,6 +8,7 @@ import * as protobuf from 'protobufjs';
 import { packageRoot } from '../../binding';
 import { IMAGENET_MEAN, IMAGENET_STD } from '../data/transforms';
 import { Model, type Architecture } from '../models/model';
+import { prunedModules } from '../models/pruning';
 import type { Tensor } from '../tensor';
 import { writeFileAtomic } from '../utils/atomic-write';
 import { integerInRange, invalid, knownKeys, plainObject } from '../utils/validate';
@@ -235,6 +236,10 @@ export function onnxModelBytes(model: Model, options: OnnxExportOptions = {}): {
   if (NOT_EXPORTABLE.has(model.arch)) throw notExportable(model.arch);
   if (model.attention !== 'none') {
     throw new Error(`ONNX export is not supported for ${model.arch} with ${model.attention} attention yet (the exporter writes AlexNet, VGG-16 and ResNet graphs without attention)`);
+  }
+  const pruned = prunedModules(model);
+  if (pruned.length > 0) {
+    throw new Error(`Expected a model without pruning masks but ${pruned.length} layer(s) hold weight_orig/weight_mask (${pruned.slice(0, 3).join(', ')}…): call pruning.makePermanent(model) before exporting`);
   }
   const o = resolveOptions(model, options);
   const stateDict: Map<string, Tensor> = model.stateDict();

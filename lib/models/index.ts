@@ -5,3 +5,6 @@ export type { LoadedWeights, WeightFormat, PretrainedLoadResult } from './weight
 export { readSafetensors, writeSafetensors } from './safetensors';
 export { QuantizedModel, quantizeModel, QUANTIZABLE_ARCHITECTURES, QUANTIZED_ENGINES, OBSERVERS } from './quantized';
 export type { QuantizeOptions, QuantizedEngine, ActivationObserver, QuantizedEvalResult } from './quantized';
+export * as pruning from './pruning';
+export type { PruneAmount, LayerSparsity } from './pruning';
+export * as shrink from './shrink';

@@ -76,6 +76,9 @@ export function validateImages(name: string, input: unknown): Tensor {
   return input;
 }
 
+/** Structure ids are unique across models: an Optimizer records its model's to detect later pruning. */
+let nextStructureId = 1;
+
 export class Model {
   readonly arch: Architecture;
   readonly numClasses: number;
@@ -85,6 +88,7 @@ export class Model {
   readonly native: NativeModel;
   private readonly frozenBatchNorm = new Set<string>();
   private trainingMode = true;
+  private structure = nextStructureId++;
 
   constructor(arch: Architecture, options: ModelOptions = {}) {
     this.arch = oneOf('arch', arch, ARCHITECTURES);
@@ -146,6 +150,19 @@ export class Model {
   /** Gradients left by the last backward, by parameter name (parameters without one are absent). */
   namedGradients(): StateDict {
     return toMap(this.native.namedGradients());
+  }
+
+  /**
+   * @internal Changes whenever parameters are renamed or reshaped (pruning, shrinkChannels): an
+   * Optimizer built for another structure refuses to step.
+   */
+  get structureId(): number {
+    return this.structure;
+  }
+
+  /** @internal */
+  structureChanged(): void {
+    this.structure = nextStructureId++;
   }
 
   get featureDim(): number {
@@ -237,10 +254,28 @@ export class Model {
     for (const [name, value] of entries) {
       if (!(value instanceof Tensor)) throw invalid('Tensor', `stateDict['${name}']`, value);
     }
+    await this.reparametrizeFor(entries.map(([name]) => name));
     return this.native.loadStateDict(
       entries.map(([name, t]) => [name, (t as Tensor).native]),
       options.strict ?? true,
     );
+  }
+
+  /**
+   * A pruned state_dict (X.weight_orig + X.weight_mask, PyTorch's torch.nn.utils.prune form) puts
+   * those layers of this model in the same form first, as prune.identity does in PyTorch.
+   * @internal also used by loadPretrained before it compares keys
+   */
+  async reparametrizeFor(names: string[]): Promise<void> {
+    const incoming = new Set(names);
+    const own = new Set(this.native.namedParameters().map(([name, t]) => (t.dispose(), name)));
+    const modules = names
+      .filter((name) => name.endsWith('.weight_orig') && incoming.has(name.replace(/_orig$/, '_mask')))
+      .map((name) => name.slice(0, -'.weight_orig'.length))
+      .filter((module) => own.has(`${module}.weight`));
+    if (modules.length === 0) return;
+    await native().prune(this.native, { method: 'identity', modules, amount: 0, isCount: true });
+    this.structureChanged();
   }
 
   /** Stops gradients for the chosen parameters (all by default). Returns the names frozen. */

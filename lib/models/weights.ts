@@ -156,6 +156,7 @@ export async function loadPretrained(
   const loaded = typeof source === 'string' ? await loadWeights(source) : undefined;
   const incoming = loaded ? loaded.stateDict : source;
   if (!(incoming instanceof Map)) throw invalid('file path or Map of names to Tensors', 'source', source);
+  await model.reparametrizeFor([...incoming.keys()]);
   const own = model.stateDict();
   const head = model.headPrefix;
   const inHead = (name: string) => name === head || name.startsWith(`${head}.`);

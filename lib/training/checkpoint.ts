@@ -5,6 +5,7 @@ import * as path from 'path';
 import type { Model } from '../models/model';
 import { linkFileAtomic } from '../utils/atomic-write';
 import { loadTorchFile, saveTorchFile } from '../models/weights';
+import { channelWidths, resizeChannels } from '../models/shrink';
 import { getRngState, setRngState } from '../runtime';
 import { Tensor } from '../tensor';
 import type { Optimizer, OptimizerState } from './optimizer';
@@ -34,6 +35,8 @@ export interface LoadedCheckpoint {
   extra?: unknown;
   rngState?: Tensor;
   arch?: string;
+  /** A ResNet's block conv widths (shrinkChannels changes them): a fresh model takes them before loading. */
+  channelWidths?: Record<string, number>;
 }
 
 export async function saveCheckpoint(file: string, state: CheckpointState): Promise<void> {
@@ -50,6 +53,8 @@ export async function saveCheckpoint(file: string, state: CheckpointState): Prom
     ['config_json', JSON.stringify(state.config ?? null)],
     ['extra_json', JSON.stringify(state.extra ?? null)],
   ]);
+  const widths = state.model.arch.startsWith('resnet') ? channelWidths(state.model) : undefined;
+  if (widths) value.set('channel_widths_json', JSON.stringify(widths));
   if (optimizerState) value.set('optimizer', new Map(Object.entries(optimizerState)));
   if (state.scheduler) value.set('scheduler_json', JSON.stringify(state.scheduler.stateDict()));
   await fs.promises.mkdir(path.dirname(path.resolve(file)), { recursive: true });
@@ -76,7 +81,20 @@ export async function loadCheckpoint(file: string): Promise<LoadedCheckpoint> {
     extra: json('extra_json') ?? undefined,
     rngState: value.get('rng_state') as Tensor | undefined,
     arch: value.get('arch') as string | undefined,
+    channelWidths: json('channel_widths_json') as Record<string, number> | undefined,
   };
+}
+
+/**
+ * A checkpoint's weights into `model`: a shrunk network's widths first (an optimizer built for the
+ * old shapes then refuses to step), then the state_dict, strictly.
+ */
+export async function loadCheckpointWeights(checkpoint: LoadedCheckpoint, model: Model): Promise<void> {
+  const widths = checkpoint.channelWidths;
+  if (widths && Object.entries(channelWidths(model)).some(([name, width]) => widths[name] !== undefined && widths[name] !== width)) {
+    await resizeChannels(model, widths);
+  }
+  await model.loadStateDict(checkpoint.stateDict, { strict: true });
 }
 
 /** Restores a loaded checkpoint into live objects (weights, optimizer, scheduler, RNG). */
@@ -84,7 +102,7 @@ export async function restoreCheckpoint(
   checkpoint: LoadedCheckpoint,
   target: { model: Model; optimizer?: Optimizer; scheduler?: LrScheduler },
 ): Promise<void> {
-  await target.model.loadStateDict(checkpoint.stateDict, { strict: true });
+  await loadCheckpointWeights(checkpoint, target.model);
   if (target.optimizer && checkpoint.optimizer) target.optimizer.loadStateDict(checkpoint.optimizer);
   if (target.scheduler && checkpoint.scheduler) target.scheduler.loadStateDict(checkpoint.scheduler);
   if (checkpoint.rngState) setRngState(checkpoint.rngState);

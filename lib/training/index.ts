@@ -2,7 +2,7 @@ export { Optimizer, createOptimizer, OPTIMIZERS } from './optimizer';
 export type { OptimizerOptions, OptimizerType, ParamGroupOptions, OptimizerState } from './optimizer';
 export { trainStep, evalStep } from './steps';
 export type { StepOptions, StepResult, EvalResult, GradStat } from './steps';
-export { saveCheckpoint, loadCheckpoint, restoreCheckpoint, writeCheckpoints } from './checkpoint';
+export { saveCheckpoint, loadCheckpoint, loadCheckpointWeights, restoreCheckpoint, writeCheckpoints } from './checkpoint';
 export { getRngState, setRngState } from '../runtime';
 export type { CheckpointState, LoadedCheckpoint } from './checkpoint';
 export * from './schedulers';

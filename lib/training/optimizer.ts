@@ -64,6 +64,8 @@ export class Optimizer implements LrGroups {
   readonly foreach: boolean | 'auto';
   /** trainStep calls on this optimizer not yet settled: they update its state on the compute thread. */
   private stepsInFlight = 0;
+  /** The model and its structure when built: pruning renames or reshapes parameters, this optimizer then holds stale ones. */
+  private readonly builtFor: { model: Model; structureId: number };
 
   constructor(model: Model, options: OptimizerOptions) {
     if (!(model instanceof Model)) throw invalid('Model', 'model', model);
@@ -116,6 +118,7 @@ export class Optimizer implements LrGroups {
     if (rest.length > 0) groups.push({ ...base, params: rest });
     this.groups = groups;
     this.native = new (native().Optimizer)(model.native, { type: this.type, groups, foreach });
+    this.builtFor = { model, structureId: model.structureId };
   }
 
   get groupCount(): number {
@@ -138,7 +141,12 @@ export class Optimizer implements LrGroups {
   }
 
   /** @internal trainStep marks its step in flight; the returned function ends it. */
-  beginStep(): () => void {
+  beginStep(model?: Model): () => void {
+    if (model !== undefined && model === this.builtFor.model && model.structureId !== this.builtFor.structureId) {
+      throw new Error(
+        'Expected an Optimizer built for the model as it is now, but the model was pruned or shrunk after this optimizer was built (its parameters were renamed or reshaped): build a new Optimizer(model, ...) after pruning',
+      );
+    }
     this.stepsInFlight++;
     let ended = false;
     return () => {

@@ -141,7 +141,7 @@ export async function trainStep(model: Model, optimizer: Optimizer, images: Tens
     scalers.set(optimizer, scaler);
     opts.lossScale = scaler.scale;
   }
-  const release = optimizer.beginStep();
+  const release = optimizer.beginStep(model);
   let result: StepResult;
   try {
     result = await native().trainStep(model.native, optimizer.native, images.native, labels.native, opts);

@@ -12,6 +12,8 @@ import {
   manualSeed, decodeImage, POLICY_OPS, Random, Transform, type Config, type DecodeOptions, type PhaseResult, type Sample, type Tensor,
 } from '../../lib';
 import { augmentPolicyOf } from '../../lib/experiment/phase-data';
+import { roundHalfEven } from '../../lib/models/shrink';
+import { loadCheckpointWeights } from '../../lib/training/checkpoint';
 import { prerequisite } from '../helpers/prerequisite';
 import { findTorchPython, runPython, torchPythonUnavailableReason } from '../helpers/python';
 import { createSyntheticDataset, type SyntheticDataset } from '../helpers/synthetic-dataset';
@@ -471,4 +473,52 @@ test('amp: bf16 autocast on the CPU changes the forward pass a little', async ()
   const [a, b] = [trainLosses(plain)[0], trainLosses(bf16)[0]];
   expect(Math.abs(a - b) / a).toBeGreaterThan(1e-5); // uncached epochs repeat to ~3e-8 in float32
   expect(Math.abs(a - b) / a).toBeLessThan(1e-2);
+});
+
+describe('prune.method, prune.amount and prune.steps', () => {
+  // finetune_lr 0: the weights stay the pretrained ones, so each round's counts follow from the
+  // amounts alone: round r removes 1 - (1 - amount)^(1/steps) of what is left, rounded as Python does
+  const perRound = 1 - Math.sqrt(1 - 0.5);
+
+  test('l1_unstructured in 2 rounds (epochs 0 and 1): every layer but the head ends at the counts of two rounds; results and checkpoint say so', async () => {
+    const lines: string[] = [];
+    const [run] = await train(config({ phase: 'finetune', epochs: 2, run_name: 'prune-l1', 'prune.method': 'l1_unstructured', 'prune.amount': 0.5, 'prune.steps': 2 }), { log: (l) => lines.push(l) });
+    expect(lines.filter((l) => /prune: round 2\/2/.test(l))).toHaveLength(1);
+    const { pruning } = readResults(run.runDir);
+    expect(pruning).toMatchObject({ method: 'l1_unstructured', amount: 0.5, steps: 2, schedule: 'geometric' });
+    expect(pruning!.roundAmount).toBeCloseTo(perRound, 12);
+    expect(pruning!.layers.map((l) => l.module)).not.toContain('fc');
+    expect(pruning!.layers).toHaveLength(20); // ResNet-18's convs: stem, 16 in blocks, 3 downsamples
+    const last = await loadCheckpoint(run.checkpoints.last);
+    for (const { module, sparsity } of pruning!.layers) {
+      const mask = last.stateDict.get(`${module}.weight_mask`)!;
+      const total = mask.shape.reduce((a, b) => a * b, 1);
+      const first = roundHalfEven(perRound * total);
+      const pruned = first + roundHalfEven(perRound * (total - first));
+      expect({ module, zeros: (mask.toTypedArray() as Float32Array).filter((v) => v === 0).length }).toEqual({ module, zeros: pruned });
+      expect(sparsity).toBeCloseTo(pruned / total, 12);
+    }
+    expect(pruning!.parameters.remaining).toBeLessThan(pruning!.parameters.dense);
+  });
+
+  test('l2_structured_shrink in 2 rounds: each block keeps half its inner channels; best.pth restores into a fresh model', async () => {
+    const [run] = await train(config({ phase: 'finetune', epochs: 2, run_name: 'prune-shrink', 'prune.method': 'l2_structured_shrink', 'prune.amount': 0.5, 'prune.steps': 2 }), quiet);
+    const { pruning } = readResults(run.runDir);
+    expect(pruning!.layers.map((l) => l.sparsity)).toEqual(Array(8).fill(0.5));
+    const best = await loadCheckpoint(run.checkpoints.best);
+    expect(Object.values(best.channelWidths!)).toEqual([32, 32, 64, 64, 128, 128, 256, 256]);
+    expect(best.stateDict.get('layer3.1.conv2.weight')!.shape).toEqual([256, 128, 3, 3]);
+    const model = createModel('resnet18', { numClasses: 3 });
+    await loadCheckpointWeights(best, model);
+    expect(model.namedParameters().get('layer1.0.bn1.weight')!.shape).toEqual([32]);
+    let count = 0;
+    for (const t of model.namedParameters().values()) count += t.shape.reduce((a, b) => a * b, 1);
+    expect(count).toBe(pruning!.parameters.remaining);
+    model.dispose();
+  });
+
+  test('prune outside the finetune phase is a configuration error', () => {
+    expect(() => config({ phase: 'feature_extract', 'prune.method': 'global_l1' })).toThrow(/prune applies to the finetune phase .* 'feature_extract'/);
+    expect(() => config({ arch: 'alexnet', phase: 'finetune', 'prune.method': 'l2_structured_shrink' })).toThrow(/needs a ResNet but arch is 'alexnet'/);
+  });
 });

@@ -7,6 +7,8 @@ import * as os from 'os';
 import * as path from 'path';
 import { createModel, exportOnnx, manualSeed, onnxModelBytes, randn, tensor, type Architecture, type HeadKind, type Model, type Tensor } from '../../lib';
 import { Random } from '../../lib/data/random';
+import * as pruning from '../../lib/models/pruning';
+import * as shrink from '../../lib/models/shrink';
 import { checkOnnxFile, maxRelativeError, metadataOf, readOnnxModel, runOnnx } from '../helpers/onnx';
 
 let dir: string;
@@ -189,6 +191,22 @@ describe('exportOnnx', () => {
       );
       await expect(exportOnnx(model, '')).rejects.toThrow("Expected a file path for file but received '' of type string");
       expect(() => onnxModelBytes({} as Model)).toThrow('Expected Model for model');
+    } finally {
+      model.dispose();
+    }
+  });
+
+  test('pruning: masks are refused until makePermanent; a shrunk ResNet exports with its narrower convs and onnxruntime agrees', async () => {
+    manualSeed(7);
+    const model = createModel('resnet18', { numClasses: 5 });
+    try {
+      await randomiseBatchNorm(model, 3);
+      model.eval();
+      await pruning.l1Unstructured(model, ['layer1.0.conv1'], { amount: 0.5 });
+      expect(() => onnxModelBytes(model)).toThrow(/1 layer\(s\) hold weight_orig\/weight_mask \(layer1.0.conv1…\): call pruning.makePermanent\(model\) before exporting/);
+      await pruning.makePermanent(model);
+      await shrink.shrinkChannels(model, { amount: 0.5 });
+      await expectParity(model, 64, 'resnet18 pruned and shrunk 64px');
     } finally {
       model.dispose();
     }
