@@ -1,6 +1,7 @@
 // npm run demo: the seed's experiment end to end on a synthetic dataset, with no downloads.
 //   npm run demo [-- --amp auto|bf16|true|false] [--out DIR]
 //                [--images-per-class N --image-size N --pretrain-epochs N --epochs N --seeds 0,1,2]
+//                [--study attention|augmentation]   (the study's next steps: variants compared, no scratch run)
 //                [--nproc-per-node N [--nnodes M --node-rank K --master-addr A --master-port P]]
 import * as path from 'path';
 import { readDistributedEnv } from '../lib/distributed/env';
@@ -8,9 +9,10 @@ import { LaunchFailedError, launchWorkers, withoutLauncherOptions } from '../lib
 import { ProcessGroup } from '../lib/distributed/process-group';
 import { ConfigError, resolveConfig } from '../lib/experiment/config';
 import { runDemo, type DemoOptions } from '../lib/experiment/demo';
+import { isStudyName, runStudy, STUDIES } from '../lib/experiment/study';
 import { runtimeInfo } from '../lib/runtime';
 
-const VALUE_FLAGS = ['--amp', '--out', '--images-per-class', '--image-size', '--pretrain-epochs', '--epochs', '--seeds'];
+const VALUE_FLAGS = ['--amp', '--out', '--images-per-class', '--image-size', '--pretrain-epochs', '--epochs', '--seeds', '--study'];
 const LAUNCHER_FLAGS = ['--nproc-per-node', '--nnodes', '--node-rank', '--master-addr', '--master-port'];
 
 function parse(args: string[]): Map<string, string> {
@@ -65,11 +67,14 @@ async function main(): Promise<number> {
     imagesPerClass: integer(values, '--images-per-class', 4), imageSize: integer(values, '--image-size', 16),
     pretrainEpochs: integer(values, '--pretrain-epochs', 1), epochs: integer(values, '--epochs', 1),
   };
+  const study = values.get('--study');
+  if (study !== undefined && !isStudyName(study)) throw new ConfigError(`Expected one of ${Object.keys(STUDIES).join(', ')} for --study but received '${study}'`);
   const group = worker ? await ProcessGroup.fromEnv(worker, { timeoutSeconds: 60 }) : undefined;
   const rank = group?.rank ?? 0;
   const processes = group?.size ?? 1;
   const info = runtimeInfo();
   if (rank === 0) console.log(`finetorch demo on libtorch ${info.torchVersion} (${info.threads} threads, CUDA ${info.cudaAvailable ? 'available' : 'not available'})`);
+  if (study !== undefined) return studyMain(study, options, group);
   let demo;
   try {
     demo = await runDemo({ ...options, group });
@@ -90,6 +95,23 @@ async function main(): Promise<number> {
   console.log(`report: ${demo.comparisonReport} (and report.html in each run folder)`);
   console.log('the real experiment: finetorch data download && finetorch train --phase two-stage --data data/caltech101 --weights imagenet');
   return demo.fineTuneBeatsScratch ? 0 : 1;
+}
+
+async function studyMain(study: keyof typeof STUDIES, options: DemoOptions, group: ProcessGroup | undefined): Promise<number> {
+  let result;
+  try {
+    result = await runStudy(study, { ...options, group });
+    await group?.barrier();
+  } catch (error) {
+    throw group && !group.disposed ? await group.explainFailure(error) : error;
+  } finally {
+    group?.dispose();
+  }
+  if ((group?.rank ?? 0) !== 0) return 0;
+  console.log(`\n${result.table}\n`);
+  console.log(`study '${study}': ${STUDIES[study].map((v) => v.name).join(' vs ')}, ${new Set(result.results.map((r) => r.seed)).size} seeds; took ${result.wallSeconds.toFixed(0)} s`);
+  console.log(`report: ${result.comparisonReport}`);
+  return 0;
 }
 
 main().then(

@@ -55,6 +55,61 @@ export interface DemoResult {
 
 export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
   const started = Date.now();
+  const { out, common, targetData, transfer: transferSettings, pretrainedWeights, hooks, writer, group, log } = await prepareDemo(options);
+
+  // ---- the comparison on the target classes, once per seed --------------------------------------
+  const epochs = options.epochs ?? 6;
+  const seeds = options.seeds ?? [0, 1, 2];
+  const transfer = await train(
+    resolveConfig({ overrides: { ...common, ...targetData, ...transferSettings, seeds, run_name: 'target' } }),
+    hooks,
+  );
+  const scratch = await train(
+    resolveConfig({ overrides: { ...common, ...targetData, seeds, phase: 'scratch', weights: 'none', epochs: 2 * epochs, learning_rate: 2e-3, run_name: 'target.scratch' } }),
+    hooks,
+  );
+  // rank 0 wrote every results.json
+  await group?.barrier();
+  const results = [...transfer, ...scratch];
+  const comparison = compareRuns(results.map((r) => readResults(r.runDir)));
+  const table = comparisonMarkdown(comparison);
+  // each target run's report (the scratch run of the same seed overlaid), and the comparison page
+  if (writer) {
+    for (const r of results) {
+      const sameSeed = scratch.find((s) => s.seed === r.seed)!;
+      await writeRunReport(r.runDir, { overlay: r.phase === 'scratch' ? [] : [sameSeed.runDir], log });
+    }
+  }
+  const comparisonReport = writer ? await writeComparisonReport(results.map((r) => r.runDir), out) : path.join(out, 'compare.html');
+  const fineTuneVsScratch = comparison.pairs.find((p) => p.first.recipe === 'target.finetune' && p.second.recipe === 'target.scratch')!;
+  const c = fineTuneVsScratch.comparison;
+  return {
+    pretrainedWeights,
+    results,
+    table,
+    fineTuneVsScratch,
+    fineTuneBeatsScratch: c !== null && c.difference > 0 && c.p < 0.05,
+    comparisonReport,
+    wallSeconds: (Date.now() - started) / 1000,
+  };
+}
+
+/** What the demo's target runs share: the data, the pretrained stand-in weights, the run settings. */
+export interface PreparedDemo {
+  out: string;
+  common: Record<string, unknown>;
+  targetData: Record<string, unknown>;
+  /** The two-stage fine-tuning recipe from the pretrained weights. */
+  transfer: Record<string, unknown>;
+  pretrainedWeights: string;
+  hooks: { log: (line: string) => void; group?: ProcessGroup };
+  writer: boolean;
+  group?: ProcessGroup;
+  log: (line: string) => void;
+}
+
+/** Makes the synthetic data and pretrains the "ImageNet" stand-in on the source classes. */
+export async function prepareDemo(options: DemoOptions): Promise<PreparedDemo> {
   const out = path.resolve(options.outputDir ?? 'outputs/demo');
   // rank 0 speaks for a distributed demo
   const log = options.group && options.group.rank !== 0 ? () => undefined : (options.log ?? ((line: string) => process.stderr.write(`${line}\n`)));
@@ -101,42 +156,10 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
   await group?.barrier();
   log(`demo: pretrained weights (torchvision format) in ${pretrainedWeights}, source test top-1 ${(pretrain.test.top1 * 100).toFixed(1)}%`);
 
-  // ---- the comparison on the target classes, once per seed --------------------------------------
   const targetData = { 'data.root': target, 'data.train_per_class': options.trainPerClass ?? 8, 'data.test_per_class': perClass };
   const epochs = options.epochs ?? 6;
-  const seeds = options.seeds ?? [0, 1, 2];
-  const transfer = await train(
-    resolveConfig({ overrides: { ...common, ...targetData, seeds, phase: 'two-stage', weights: pretrainedWeights, epochs, finetune_epochs: epochs, finetune_lr: 1e-4, head_lr: 1e-3, learning_rate: 1e-2, run_name: 'target' } }),
-    hooks,
-  );
-  const scratch = await train(
-    resolveConfig({ overrides: { ...common, ...targetData, seeds, phase: 'scratch', weights: 'none', epochs: 2 * epochs, learning_rate: 2e-3, run_name: 'target.scratch' } }),
-    hooks,
-  );
-  // rank 0 wrote every results.json
-  await group?.barrier();
-  const results = [...transfer, ...scratch];
-  const comparison = compareRuns(results.map((r) => readResults(r.runDir)));
-  const table = comparisonMarkdown(comparison);
-  // each target run's report (the scratch run of the same seed overlaid), and the comparison page
-  if (writer) {
-    for (const r of results) {
-      const sameSeed = scratch.find((s) => s.seed === r.seed)!;
-      await writeRunReport(r.runDir, { overlay: r.phase === 'scratch' ? [] : [sameSeed.runDir], log });
-    }
-  }
-  const comparisonReport = writer ? await writeComparisonReport(results.map((r) => r.runDir), out) : path.join(out, 'compare.html');
-  const fineTuneVsScratch = comparison.pairs.find((p) => p.first.recipe === 'target.finetune' && p.second.recipe === 'target.scratch')!;
-  const c = fineTuneVsScratch.comparison;
-  return {
-    pretrainedWeights,
-    results,
-    table,
-    fineTuneVsScratch,
-    fineTuneBeatsScratch: c !== null && c.difference > 0 && c.p < 0.05,
-    comparisonReport,
-    wallSeconds: (Date.now() - started) / 1000,
-  };
+  const transfer = { phase: 'two-stage', weights: pretrainedWeights, epochs, finetune_epochs: epochs, finetune_lr: 1e-4, head_lr: 1e-3, learning_rate: 1e-2 };
+  return { out, common, targetData, transfer, pretrainedWeights, hooks, writer, group, log };
 }
 
 /** 4 source classes for "pretraining", 4 different target classes. */
