@@ -141,10 +141,14 @@ function makeGenerators(wild: boolean): Generators {
     ),
     10,
   );
-  const pruneModules = arr(one('conv1', 'fc', 'layer1.0.conv1', 'layer1.0.conv2', 'layer4.1.conv2', 'layer1.0.bn1', 'nope', 'layer1.0.se.fc1', 'features.0', 'classifier.6'), 3, 1);
+  // mostly ResNet layers that exist (a list with one wrong name is refused whole)
+  const pruneModules = fc.oneof(
+    { weight: 4, arbitrary: one({ arr: ['conv1'] }, { arr: ['fc'] }, { arr: ['layer1.0.conv1'] }, { arr: ['layer1.0.conv1', 'layer1.0.conv2'] }, { arr: ['conv1', 'layer4.1.conv2', 'fc'] }) },
+    { weight: 1, arbitrary: arr(one('conv1', 'fc', 'layer1.0.conv1', 'layer1.0.bn1', 'nope', 'layer1.0.se.fc1', 'features.0', 'classifier.6'), 3, 1) },
+  );
   const pruneAmount = or(fc.oneof(obj({ amount: or(one(0, 0.3, 0.5, 1, 1.5)) }), obj({ count: or(one(0, 1, 3, 1e6, -1)) }), obj({ amount: one(0.3), count: one(1) }), obj({})));
   const calibrationBatch: A = fc.oneof({ weight: 4, arbitrary: one({ randn: [2, 3, 16, 16] }, { randn: [1, 3, 32, 32] }) }, { weight: 1, arbitrary: one({ randn: [2, 1, 16, 16] }, { randn: [0, 3, 16, 16] }, { randn: [3, 16, 16] }) }, { weight: 1, arbitrary: ref('tensor') });
-  const mixOptions = or(obj({ numClasses: or(one(3, 3, 2, 0)) }, { mixupAlpha: or(one(0, 0.2, 1)), cutmixAlpha: or(one(0, 1, 0.5)) }));
+  const mixOptions = or(obj({ numClasses: or(one(3, 3, 2, 0)), mixupAlpha: or(one(0, 0.2, 0.2, 1)) }, { cutmixAlpha: or(one(0, 1, 0.5)) }));
   /** Synthetic decoded images: [width, height] with the right bytes, or [width, height, bytes] with too few or too many. */
   const imageSpecs: A = arr(
     fc.oneof(
@@ -152,6 +156,7 @@ function makeGenerators(wild: boolean): Generators {
       { weight: 1, arbitrary: one({ arr: [16, 16, 10] }, { arr: [1, 1] }, { arr: [0, 0] }, { arr: [16, 16, 100000] }, { arr: [-1, 4] }, { arr: [1e6, 1e6, 12] }) },
     ),
     3,
+    1,
   );
   const evalStepOptions = or(obj({}, { ...commonStepOptions, returnLogits: bool }), 8);
   const metricsRecord = or(
@@ -366,7 +371,7 @@ function makeGenerators(wild: boolean): Generators {
         )),
         or(imageSpecs),
         or(one(0, 1, 2)),
-        or(one('drawn', 'drawn', null, { arr: [0, 0, 4, 4] }, { arr: [0, 0, 4, 4, 0, 0, 4, 4] }, { arr: [30, 30, 8, 8] }, { arr: [0, 0, -1, 4] }, { arr: [0, 0, 0, 0] })),
+        or(one('drawn', 'drawn', 'drawn', 'drawn', null, { arr: [0, 0, 4, 4] }, { arr: [0, 0, 4, 4, 0, 0, 4, 4] }, { arr: [30, 30, 8, 8] }, { arr: [0, 0, -1, 4] }, { arr: [0, 0, 0, 0] })),
       ),
     },
     'native.augmentBatch': {
