@@ -151,6 +151,7 @@ export class QuantizedModel {
   /** Writes the int8 model as a torch.save file (a dict: format, version, arch, numClasses, engine, observer, calibrationImages, state). */
   async save(file: string): Promise<void> {
     nonEmptyString('file', file);
+    const engine = this.engine; // read before awaiting: a dispose() meanwhile must not fail the queued save
     const state = await this.stateDict();
     try {
       await saveTorchFile(file, {
@@ -158,7 +159,7 @@ export class QuantizedModel {
         version: VERSION,
         arch: this.arch,
         numClasses: this.numClasses,
-        engine: this.engine,
+        engine,
         observer: this.observer,
         calibrationImages: this.calibrationImages,
         state,
