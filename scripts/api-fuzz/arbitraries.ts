@@ -327,8 +327,8 @@ function makeGenerators(wild: boolean): Generators {
 
     // int8: calibration with tiny batches
     quantizeModel: {
-      weight: 2,
-      args: args(or(ref('model'), 12), or(arr(or(calibrationBatch, 8), 2, 1)), opt(or(obj({}, { engine: or(one('auto', 'fbgemm', 'qnnpack', 'x86', 'onednn')), observer: or(one('minmax', 'histogram')) })))),
+      weight: 4,
+      args: args(or(ref('model'), 12), or(arr(or(calibrationBatch, 8), 2, 1), 12), opt(or(obj({}, { engine: or(one('auto', 'fbgemm', 'qnnpack', 'x86', 'onednn')), observer: or(one('minmax', 'histogram')) })))),
     },
     quantizeThenDispose: { weight: 1, args: args(ref('model'), arr(calibrationBatch, 2, 1)) },
     'qmodel.forward': { weight: 3, args: args(ref('qmodel'), images) },
@@ -378,7 +378,15 @@ function makeGenerators(wild: boolean): Generators {
       weight: 2,
       args: args(
         or(imageSpecs),
-        or(fc.oneof(arr(one(0, 1, 0.5, -1, 1e9, 4, 14, 31), 24), one({ arr: Array.from({ length: 22 }, () => 0) }))),
+        // a valid 22-number block per image (crop, flip, jitter, order, policy ops) with one entry sometimes replaced, or any list
+        or(fc.oneof(
+          { weight: 3, arbitrary: fc.tuple(fc.nat(21), one(0, 1, 0.5, -1, 1e9, -1e9, 4, 14, 31, 255)).chain(([at, v]) => fc.boolean().map((mutate): Arg => {
+            const block = [0, 0, 16, 16, 0, 1, 1, 1, 0, 0, 1, 2, 3, 2, 5, 30, 10, 8, 0, 0, 0, 0];
+            if (mutate) block[at] = v as number;
+            return { arr: block };
+          })) },
+          { weight: 1, arbitrary: arr(one(0, 1, 0.5, -1, 1e9, 4, 14, 31), 24) },
+        )),
         or(obj(
           { width: or(one(16, 8, 0, -1)), height: or(one(16, 8, 0)), mean: or(one({ arr: [0.5, 0.5, 0.5] }, { arr: [0.5] })), std: or(one({ arr: [0.2, 0.2, 0.2] }, { arr: [0, 0, 0] })), channelsLast: bool, pinMemory: bool, threads: or(one(1, 0, 2)) },
           { erase: or(one(null, { arr: [0, 0, 4, 4] }, { arr: [10, 10, 10, 10] }, { arr: [-3, 0, 100, 4] }, { arr: [0, 0, 2 ** 31 - 1, 2 ** 31 - 1] }, { arr: [1] })) },
