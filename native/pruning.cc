@@ -2,6 +2,9 @@
 // Options arrive validated and filled in TS (lib/models/pruning.ts).
 #include "models/pruning.h"
 
+#include <stdexcept>
+#include <string>
+
 #include "addon.h"
 #include "errors.h"
 #include "model.h"
