@@ -2,6 +2,9 @@
 // Options arrive validated and filled in TS (lib/models/pruning.ts).
 #include "models/pruning.h"
 
+#include <stdexcept>
+#include <string>
+
 #include "addon.h"
 #include "errors.h"
 #include "model.h"
@@ -28,10 +31,11 @@ Napi::Value pruneModel(const Napi::CallbackInfo& info) {
     PruneOptions options;
     auto method = o.Get("method").As<Napi::String>().Utf8Value();
     using Method = PruneOptions::Method;
-    options.method = method == "l1_unstructured" ? Method::L1Unstructured
-                     : method == "global_l1"     ? Method::GlobalL1Unstructured
-                     : method == "l2_structured" ? Method::L2Structured
-                                                 : Method::Identity;
+    if (method == "l1_unstructured") options.method = Method::L1Unstructured;
+    else if (method == "global_l1") options.method = Method::GlobalL1Unstructured;
+    else if (method == "l2_structured") options.method = Method::L2Structured;
+    else if (method == "identity") options.method = Method::Identity;
+    else throw std::invalid_argument("prune: expected method l1_unstructured, global_l1, l2_structured or identity but received '" + method + "'");
     options.modules = strings(o.Get("modules"));
     options.amount = o.Get("amount").As<Napi::Number>().DoubleValue();
     options.isCount = o.Get("isCount").ToBoolean();

@@ -216,7 +216,8 @@ export class Transform {
       if (!(h < side && w < side)) continue;
       const y = random.int(side - h + 1);
       const x = random.int(side - w + 1);
-      return [x, y, w, h];
+      // a side rounded to 0 (tiny outputs): torchvision erases nothing; the empty box says so
+      return h === 0 || w === 0 ? [0, 0, 0, 0] : [x, y, w, h];
     }
     return [0, 0, 0, 0];
   }

@@ -70,7 +70,8 @@ async function run(model: Model, method: NativeMethod, modules: string[], amount
   try {
     await native().prune(model.native, { method, modules, ...amount });
   } finally {
-    if (prunedModules(model).length !== before) model.structureChanged();
+    // a model disposed while its pruning was queued: the pruning ran, there is nothing left to mark
+    if (!model.disposed && prunedModules(model).length !== before) model.structureChanged();
   }
 }
 

@@ -8,6 +8,7 @@ import { Tensor, validateLabels } from '../tensor';
 import { invalid, knownKeys, nonEmptyString, oneOf, plainObject, positiveInteger } from '../utils/validate';
 import { ARCHITECTURES, validateImages, type Architecture, type Model, type StateDict } from './model';
 import { loadTorchFile, saveTorchFile } from './weights';
+import { prunedModules } from './pruning';
 
 export const QUANTIZABLE_ARCHITECTURES = ['resnet18', 'resnet34', 'resnet50', 'alexnet'] as const;
 export const QUANTIZED_ENGINES = ['auto', 'x86', 'fbgemm', 'onednn', 'qnnpack'] as const;
@@ -62,6 +63,14 @@ export class QuantizedModel {
     if (!model || typeof model !== 'object' || !('native' in model) || typeof model.arch !== 'string') throw invalid('Model', 'model', model);
     const arch = oneOf('model.arch (quantizable architectures)', model.arch, QUANTIZABLE_ARCHITECTURES);
     if (model.head !== 'linear') throw new TypeError(`Expected a model with head 'linear' (int8 quantization does not cover 'conv1x1') but received '${model.head}'`);
+    const attention = (model as Model).attention ?? 'none';
+    if (attention !== 'none') {
+      throw new TypeError(`Expected a model without attention (int8 quantization does not cover SE/CBAM blocks) but received attention '${attention}'`);
+    }
+    const pruned = prunedModules(model as Model);
+    if (pruned.length > 0) {
+      throw new TypeError(`Expected a model without pruning masks but ${pruned.length} layer(s) hold weight_orig/weight_mask (${pruned.slice(0, 3).join(', ')}…): call pruning.makePermanent(model) before quantizing`);
+    }
     if (model.device !== 'cpu') throw new TypeError(`Expected a model on device cpu (int8 inference is CPU-only) but received ${model.device}`);
     const engine = oneOf('engine', options.engine ?? 'auto', QUANTIZED_ENGINES);
     const observer = oneOf('observer', options.observer ?? 'histogram', OBSERVERS);
@@ -142,6 +151,7 @@ export class QuantizedModel {
   /** Writes the int8 model as a torch.save file (a dict: format, version, arch, numClasses, engine, observer, calibrationImages, state). */
   async save(file: string): Promise<void> {
     nonEmptyString('file', file);
+    const engine = this.engine; // read before awaiting: a dispose() meanwhile must not fail the queued save
     const state = await this.stateDict();
     try {
       await saveTorchFile(file, {
@@ -149,7 +159,7 @@ export class QuantizedModel {
         version: VERSION,
         arch: this.arch,
         numClasses: this.numClasses,
-        engine: this.engine,
+        engine,
         observer: this.observer,
         calibrationImages: this.calibrationImages,
         state,

@@ -4,6 +4,7 @@
 
 #include "errors.h"
 #include "model.h"
+#include "models/pruning.h"
 #include "quantized/engine.h"
 #include "tensor.h"
 
@@ -176,7 +177,17 @@ Napi::Value QuantizedModelWrap::loadState(const Napi::CallbackInfo& info) {
           NetOptions shapes;  // the float layout the state was made from; its values are not used
           shapes.arch = state->options.arch;
           shapes.numClasses = state->numClasses;
-          auto net = q::buildQuantizedNet(*createNet(shapes), state->options);
+          auto floatNet = createNet(shapes);
+          // a shrunk ResNet's state has narrower block convs: give the layout the same widths
+          std::vector<std::pair<std::string, int64_t>> widths;
+          for (const auto& [conv, width] : shrinkableConvs(*floatNet)) {
+            auto found = incoming.find(conv + ".weight");
+            if (found == incoming.end() || found->second.dim() != 4) continue;  // loadState names what is missing or wrong
+            auto saved = found->second.size(0);
+            if (saved != width && saved >= 1 && saved < width) widths.emplace_back(conv, saved);
+          }
+          if (!widths.empty()) shrinkChannels(*floatNet, widths, false);
+          auto net = q::buildQuantizedNet(*floatNet, state->options);
           net->loadState(incoming);
           state->net = std::move(net);
           state->ready = true;

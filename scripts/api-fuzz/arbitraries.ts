@@ -68,6 +68,8 @@ function makeGenerators(wild: boolean): Generators {
       { weight: 6, arbitrary: fc.array(fc.integer({ min: 0, max: 2 }), { minLength: 1, maxLength: 2 }).map((v) => ({ labels: v })) },
       { weight: 1, arbitrary: fc.array(fc.integer({ min: -2, max: 1000 }), { maxLength: 3 }).map((v) => ({ labels: v })) },
       { weight: 1, arbitrary: ref('tensor') },
+      // soft targets (float [N, C]): right and wrong shapes
+      { weight: 1, arbitrary: one({ randn: [2, 3] }, { randn: [2, 2] }, { randn: [3, 3] }, { randn: [2, 3, 1] }) },
     ),
   );
   /** images and labels for a step: usually a batch that fits together (same N, N >= 2 for BatchNorm), else each on its own. */
@@ -86,7 +88,7 @@ function makeGenerators(wild: boolean): Generators {
     .record({ ta: fc.constantFrom(...TYPED_ARRAYS), v: fc.array(fc.integer({ min: -3, max: 3 }), { maxLength: 8 }) })
     .map((r) => r as Arg);
 
-  const modelOptions = or(obj({}, { numClasses: or(one(3, 3, 1, 2, 4)), head: or(one('linear', 'conv1x1')), dropout: or(one(0, 0.5, 1)) }), 8);
+  const modelOptions = or(obj({}, { numClasses: or(one(3, 3, 1, 2, 4)), head: or(one('linear', 'conv1x1')), dropout: or(one(0, 0.5, 1)), attention: or(one('none', 'se', 'cbam')) }), 8);
   const groups = or(arr(obj({ prefixes }, { lr, weightDecay: or(one(0, 1e-2)) }), 2));
   const betas = or(fc.oneof({ weight: 4, arbitrary: one({ arr: [0.9, 0.999] }) }, { weight: 1, arbitrary: arr(one(0.9, 0.999, 1), 3, 2) }));
   const optimizerOptions = or(
@@ -138,6 +140,23 @@ function makeGenerators(wild: boolean): Generators {
       },
     ),
     10,
+  );
+  // mostly ResNet layers that exist (a list with one wrong name is refused whole)
+  const pruneModules = fc.oneof(
+    { weight: 4, arbitrary: one({ arr: ['conv1'] }, { arr: ['fc'] }, { arr: ['layer1.0.conv1'] }, { arr: ['layer1.0.conv1', 'layer1.0.conv2'] }, { arr: ['conv1', 'layer4.1.conv2', 'fc'] }) },
+    { weight: 1, arbitrary: arr(one('conv1', 'fc', 'layer1.0.conv1', 'layer1.0.bn1', 'nope', 'layer1.0.se.fc1', 'features.0', 'classifier.6'), 3, 1) },
+  );
+  const pruneAmount = or(fc.oneof(obj({ amount: or(one(0, 0.3, 0.5, 1, 1.5)) }), obj({ count: or(one(0, 1, 3, 1e6, -1)) }), obj({ amount: one(0.3), count: one(1) }), obj({})));
+  const calibrationBatch: A = fc.oneof({ weight: 4, arbitrary: one({ randn: [2, 3, 16, 16] }, { randn: [1, 3, 32, 32] }) }, { weight: 1, arbitrary: one({ randn: [2, 1, 16, 16] }, { randn: [0, 3, 16, 16] }, { randn: [3, 16, 16] }) }, { weight: 1, arbitrary: ref('tensor') });
+  const mixOptions = or(obj({ numClasses: or(one(3, 3, 2, 0)), mixupAlpha: or(one(0, 0.2, 0.2, 1)) }, { cutmixAlpha: or(one(0, 1, 0.5)) }));
+  /** Synthetic decoded images: [width, height] with the right bytes, or [width, height, bytes] with too few or too many. */
+  const imageSpecs: A = arr(
+    fc.oneof(
+      { weight: 5, arbitrary: one({ arr: [16, 16] }, { arr: [20, 12] }, { arr: [8, 8] }) },
+      { weight: 1, arbitrary: one({ arr: [16, 16, 10] }, { arr: [1, 1] }, { arr: [0, 0] }, { arr: [16, 16, 100000] }, { arr: [-1, 4] }, { arr: [1e6, 1e6, 12] }) },
+    ),
+    3,
+    1,
   );
   const evalStepOptions = or(obj({}, { ...commonStepOptions, returnLogits: bool }), 8);
   const metricsRecord = or(
@@ -273,6 +292,124 @@ function makeGenerators(wild: boolean): Generators {
     'sync.trainStep': {
       weight: 2,
       args: stepArgs([ref('sync'), or(ref('optimizer'), 12)], batch, [one('own', 'own', 'own', 'other'), one('none', 'none', 'none', 'sync', 'group', 'abandon', 'model')]),
+    },
+
+    // pruning: tiny ResNet-18s (and whatever else the sequence made); names real and not
+    'pruning.prune': {
+      weight: 3,
+      args: args(one('l1', 'global', 'structured', 'identity'), or(ref('model'), 12), or(pruneModules), or(pruneAmount)),
+    },
+    'pruning.makePermanent': { weight: 2, args: args(or(ref('model'), 12), opt(or(pruneModules))) },
+    'pruning.inspect': { weight: 1, args: args(or(ref('model'), 12)) },
+    'pruning.pruneThenDispose': { weight: 1, args: args(ref('model'), one('l1', 'structured', 'global'), pruneModules, pruneAmount) },
+    'shrink.shrinkChannels': { weight: 2, args: args(or(ref('model'), 12), or(obj({ amount: or(one(0, 0.25, 0.5, 0.9, 1)) }))) },
+    'shrink.resizeChannels': { weight: 1, args: args(or(ref('model'), 12), or(obj({}, { 'layer1.0.conv1': or(one(1, 8, 64, 65, 0)), 'layer4.1.conv1': or(one(1, 511)), 'fc': one(1) }))) },
+    'native.prune': {
+      weight: 2,
+      args: args(
+        or(ref('model'), 8),
+        or(obj(
+          { method: or(one('l1_unstructured', 'global_l1', 'l2_structured', 'identity', 'bogus')), modules: or(pruneModules), amount: or(one(0, 0.3, 1, 2, -1, 1e9)), isCount: bool },
+          {},
+        )),
+      ),
+    },
+    'native.makePermanent': { weight: 1, args: args(or(ref('model'), 8), or(pruneModules)) },
+    'native.shrinkChannels': {
+      weight: 2,
+      args: args(
+        or(ref('model'), 8),
+        or(arr(fc.tuple(one('layer1.0.conv1', 'layer2.1.conv1', 'fc', 'conv1', 'nope'), one(1, 8, 0, -1, 64, 1000, 0.5)).map(([n, w]): Arg => ({ arr: [n, w] })), 3)),
+        bool,
+      ),
+    },
+    'native.shrinkableConvs': { weight: 1, args: args(or(ref('model'), 8)) },
+
+    // int8: calibration with tiny batches
+    quantizeModel: {
+      weight: 4,
+      args: args(or(ref('model'), 12), or(arr(or(calibrationBatch, 8), 2, 1), 12), opt(or(obj({}, { engine: or(one('auto', 'fbgemm', 'qnnpack', 'x86', 'onednn')), observer: or(one('minmax', 'histogram')) })))),
+    },
+    quantizeThenDispose: { weight: 1, args: args(ref('model'), arr(calibrationBatch, 2, 1)) },
+    'qmodel.forward': { weight: 3, args: args(ref('qmodel'), images) },
+    'qmodel.evaluate': { weight: 2, args: stepArgs([ref('qmodel')], batch, []) },
+    'qmodel.stateDict': { weight: 1, args: args(ref('qmodel')) },
+    'qmodel.saveLoad': { weight: 1, args: args(ref('qmodel'), opt(or(one('auto', 'qnnpack', 'fbgemm')))) },
+    'qmodel.load': { weight: 1, args: args(one('missing', 'garbage', 'folder', 'float-model', ''), ref('model')) },
+    'qmodel.inspect': { weight: 1, args: args(ref('qmodel')) },
+    'qmodel.dispose': { weight: 1, args: args(ref('qmodel')) },
+    'qmodel.forwardThenDispose': { weight: 1, args: args(ref('qmodel'), images, one('forward', 'stateDict', 'save')) },
+
+    mixBatch: { weight: 2, args: stepArgs([mixOptions], batch, [or(one(0, 1, 7))]) },
+    'mix.applyDraw': {
+      weight: 2,
+      args: stepArgs(
+        [mixOptions],
+        batch,
+        [or(obj({ kind: one('mixup', 'cutmix'), lam: or(one(0, 0.5, 1, 2)), box: or(one(null, { arr: [0, 0, 8, 8] }, { arr: [0, 0, 64, 64] }, { arr: [8, 8, 0, 0] }, { arr: [-1, 0, 4, 4] }, { arr: [0, 0, 33, 33] }, { arr: [1, 2] })) }))],
+      ),
+    },
+    'native.mixBatch': {
+      weight: 2,
+      args: args(
+        or(fc.oneof(imageShapes.map((s): Arg => ({ randn: [...s] })), ref('tensor'))),
+        or(fc.oneof(fc.array(fc.integer({ min: -1, max: 3 }), { minLength: 1, maxLength: 2 }).map((v): Arg => ({ labels: v })), ref('tensor'))),
+        or(obj({ numClasses: or(one(2, 3, 0, -1, 2 ** 40)), lam: or(one(0.5, 0, 1, 2, -1)), box: or(one(null, { arr: [0, 0, 8, 8] }, { arr: [0, 0, 1e6, 1e6] }, { arr: [8, 8, 0, 0] }, { arr: [-5, -5, 4, 4] }, { arr: [1] })) })),
+      ),
+    },
+    trainStepMixed: { weight: 2, args: stepArgs([or(ref('model'), 12), or(ref('optimizer'), 12)], batch, [mixOptions, one('none', 'none', 'targets', 'model')]) },
+    augmentBatch: {
+      weight: 2,
+      args: args(
+        or(obj(
+          { size: or(one(16, 16, 32, 8, 1)) },
+          {
+            randomErasing: or(fc.oneof(one(0, 0.5, 1), obj({ probability: or(one(1, 0.5)) }, { scale: or(one({ arr: [0.02, 0.33] }, { arr: [0.5, 0.1] }, { arr: [1, 1] })), ratio: or(one({ arr: [0.3, 3.3] }, { arr: [0, 1] }, { arr: [100, 1000] })) }))),
+            augmentPolicy: or(fc.oneof(one('none', 'trivial_augment_wide', 'rand_augment', 'auto_augment'), obj({ policy: or(one('rand_augment', 'trivial_augment_wide')) }, { numOps: or(one(0, 2, 4, 5)), magnitude: or(one(0, 9, 30, 31)) }))),
+            randomResizedCrop: bool, horizontalFlip: bool,
+          },
+        )),
+        or(imageSpecs),
+        or(one(0, 1, 2)),
+        or(one('drawn', 'drawn', 'drawn', 'drawn', null, { arr: [0, 0, 4, 4] }, { arr: [0, 0, 4, 4, 0, 0, 4, 4] }, { arr: [30, 30, 8, 8] }, { arr: [0, 0, -1, 4] }, { arr: [0, 0, 0, 0] })),
+      ),
+    },
+    'native.augmentBatch': {
+      weight: 2,
+      args: args(
+        or(imageSpecs),
+        // a valid 22-number block per image (crop, flip, jitter, order, policy ops) with one entry sometimes replaced, or any list
+        or(fc.oneof(
+          { weight: 3, arbitrary: fc.tuple(fc.nat(21), one(0, 1, 0.5, -1, 1e9, -1e9, 4, 14, 31, 255)).chain(([at, v]) => fc.boolean().map((mutate): Arg => {
+            const block = [0, 0, 16, 16, 0, 1, 1, 1, 0, 0, 1, 2, 3, 2, 5, 30, 10, 8, 0, 0, 0, 0];
+            if (mutate) block[at] = v as number;
+            return { arr: block };
+          })) },
+          { weight: 1, arbitrary: arr(one(0, 1, 0.5, -1, 1e9, 4, 14, 31), 24) },
+        )),
+        or(obj(
+          { width: or(one(16, 8, 0, -1)), height: or(one(16, 8, 0)), mean: or(one({ arr: [0.5, 0.5, 0.5] }, { arr: [0.5] })), std: or(one({ arr: [0.2, 0.2, 0.2] }, { arr: [0, 0, 0] })), channelsLast: bool, pinMemory: bool, threads: or(one(1, 0, 2)) },
+          { erase: or(one(null, { arr: [0, 0, 4, 4] }, { arr: [10, 10, 10, 10] }, { arr: [-3, 0, 100, 4] }, { arr: [0, 0, 2 ** 31 - 1, 2 ** 31 - 1] }, { arr: [1] })) },
+        )),
+      ),
+    },
+    applyPolicySteps: {
+      weight: 2,
+      args: args(
+        or(imageSpecs),
+        or(arr(arr(obj({ op: or(one('Rotate', 'ShearX', 'Posterize', 'Solarize', 'Equalize', 'AutoContrast', 'TranslateY', 'Invert', 'Nope')), magnitude: or(one(0, 30, -30, 8, 0.5, 1e9, -1e9, 255)) }), 5), 3)),
+      ),
+    },
+    'native.augmentPolicyBatch': {
+      weight: 2,
+      args: args(
+        or(imageSpecs),
+        or(fc.oneof(
+          arr(one(0, 1, 2, 4, 5, 14, 15, -1, 1e9, 30, -30, 0.5, 8, 9), 20),
+          fc.tuple(fc.integer({ min: 0, max: 5 }), fc.array(fc.tuple(fc.integer({ min: -1, max: 15 }), one(0, 8, 30, -30, 1e6, 255)), { minLength: 4, maxLength: 4 }))
+            .map(([n, steps]): Arg => ({ arr: [n, ...steps.flat()] })),
+        )),
+      ),
     },
 
     awaitAll: { weight: 2, args: args() },

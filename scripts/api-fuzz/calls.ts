@@ -12,7 +12,7 @@
 export const DATASET_FOLDER = 'dataset';
 
 /** Kinds of objects a sequence creates and later refers to. */
-export const KINDS = ['tensor', 'model', 'optimizer', 'scheduler', 'scaler', 'loader', 'writer', 'log', 'state', 'optState', 'schedState', 'group', 'sync'] as const;
+export const KINDS = ['tensor', 'model', 'optimizer', 'scheduler', 'scaler', 'loader', 'writer', 'log', 'state', 'optState', 'schedState', 'group', 'sync', 'qmodel'] as const;
 export type Kind = (typeof KINDS)[number];
 
 export type Arg =
@@ -122,6 +122,15 @@ export const OP_NAMES = [
   'createProcessGroup', 'group.allReduce', 'group.broadcast', 'group.allGather', 'group.barrier', 'group.shareString',
   'group.broadcastModel', 'group.gradientSync', 'group.explainFailure', 'group.inspect', 'group.abandon', 'group.dispose',
   'group.disposeDuring', 'sync.inspect', 'sync.dispose', 'sync.trainStep',
+  // pruning, channel shrinking (public and the native calls behind them)
+  'pruning.prune', 'pruning.makePermanent', 'pruning.inspect', 'pruning.pruneThenDispose', 'shrink.shrinkChannels', 'shrink.resizeChannels',
+  'native.prune', 'native.makePermanent', 'native.shrinkChannels', 'native.shrinkableConvs',
+  // int8 quantized models
+  'quantizeModel', 'quantizeThenDispose', 'qmodel.forward', 'qmodel.evaluate', 'qmodel.stateDict', 'qmodel.saveLoad', 'qmodel.load',
+  'qmodel.inspect', 'qmodel.dispose', 'qmodel.forwardThenDispose',
+  // batch mixing (MixUp/CutMix), soft targets, augmentation with erasing and policies
+  'mixBatch', 'mix.applyDraw', 'native.mixBatch', 'trainStepMixed', 'augmentBatch', 'native.augmentBatch', 'applyPolicySteps',
+  'native.augmentPolicyBatch',
   // reporting
   'createEventWriter', 'writer.addScalar', 'writer.addHistogram', 'writer.flush', 'writer.close',
   'createMetricsLog', 'log.log', 'log.flush', 'log.close',

@@ -5,11 +5,14 @@
 import * as fs from 'fs';
 import * as net from 'net';
 import * as path from 'path';
+import { native } from '../../binding';
 import { freePort } from '../../lib/distributed/free-port';
+import { saveTorchFile } from '../../lib/models/weights';
 import {
   cat, createModel, createOptimizer, createScheduler, DataLoader, EventWriter, evalStep, evalTransform, exportOnnx, GradientSync, GradScaler, ImageCache,
   indexSelect, matmul, MetricsLog, Model, Optimizer, ProcessGroup, randn, Tensor, tensor, trainStep, trainTransform,
-  type Batch, type LrScheduler, type OptimizerState, type Sample, type StateDict,
+  applyPolicySteps, BatchMix, pruning, QuantizedModel, quantizeModel, Random, shrink,
+  type Batch, type DecodedImage, type MixDraw, type PolicyStep, type LrScheduler, type OptimizerState, type Sample, type StateDict,
 } from '../../lib';
 import { KINDS, type Arg, type Kind, type OpName } from './calls';
 
@@ -39,7 +42,7 @@ export class Context {
 
   add<T>(kind: Kind, value: T): T {
     this.objects[kind].push(value);
-    if (kind === 'tensor' || kind === 'model' || kind === 'optimizer' || kind === 'state' || kind === 'writer' || kind === 'log' || kind === 'group' || kind === 'sync') {
+    if (kind === 'tensor' || kind === 'model' || kind === 'optimizer' || kind === 'state' || kind === 'writer' || kind === 'log' || kind === 'group' || kind === 'sync' || kind === 'qmodel') {
       this.made.push(value);
     }
     return value;
@@ -59,7 +62,7 @@ export class Context {
     for (const it of this.iterators.values()) await it.return(undefined).catch(() => undefined);
     for (const value of this.made.reverse()) {
       if (value instanceof Map) for (const t of value.values()) if (t instanceof Tensor) t.dispose();
-      if (value instanceof Tensor || value instanceof Model || value instanceof Optimizer) value.dispose();
+      if (value instanceof Tensor || value instanceof Model || value instanceof Optimizer || value instanceof QuantizedModel) value.dispose();
       if (value instanceof EventWriter || value instanceof MetricsLog) value.close();
       if (value instanceof GradientSync || value instanceof ProcessGroup) value.dispose();
     }
@@ -81,6 +84,7 @@ const RECEIVER_CLASS: Partial<Record<Kind, abstract new (...a: never[]) => unkno
 
 export function isReceiver(kind: Kind, value: unknown): boolean {
   if (kind === 'group') return value instanceof ProcessGroup; // its constructor is private: ProcessGroup.init makes them
+  if (kind === 'qmodel') return value instanceof QuantizedModel; // likewise: quantize and load make them
   const cls = RECEIVER_CLASS[kind];
   if (cls) return value instanceof cls;
   return typeof value === 'object' && value !== null; // schedulers and saved states: any object made by the sequence
@@ -224,6 +228,36 @@ function waitsForTimeout(o: Record<string, unknown>): boolean {
 function liveGroups(ctx: Context): number {
   return ctx.objects.group.filter((g) => g instanceof ProcessGroup && !g.disposed).length;
 }
+
+/** What a native call receives for a model argument: its native object when it is a Model, else the value itself. */
+const nativeOf = (m: unknown): unknown => (m instanceof Model || m instanceof QuantizedModel ? m.native : m);
+
+const PRUNE_METHODS: Record<string, (model: Model, modules: string[], options: never) => Promise<void>> = {
+  l1: pruning.l1Unstructured, global: pruning.globalL1Unstructured, structured: pruning.l2Structured, identity: (m, modules) => pruning.identity(m, modules),
+};
+
+/** Calls one of the pruning functions by its short name (an unknown name reaches the API as a non-function). */
+function prune(method: unknown, model: unknown, modules: unknown, options: unknown): Promise<void> {
+  const fn = PRUNE_METHODS[String(method)];
+  if (!fn) throw new Skip(`no pruning method '${String(method)}'`);
+  return fn(model as Model, modules as string[], options as never);
+}
+
+/** Synthetic decoded images from specs: [width, height] (valid bytes) or [width, height, bytes] (a buffer of that many bytes). */
+function decodedImages(specs: unknown): DecodedImage[] {
+  if (!Array.isArray(specs)) return specs as DecodedImage[];
+  return specs.map((spec) => {
+    if (!Array.isArray(spec)) return spec as DecodedImage;
+    const [width, height, bytes] = spec as number[];
+    const size = bytes ?? (Number.isSafeInteger(width * height * 3) && width * height * 3 >= 0 ? width * height * 3 : 0);
+    const data = Buffer.alloc(Math.max(0, Math.min(Number(size) || 0, 1 << 20)));
+    for (let i = 0; i < data.length; i++) data[i] = (i * 37) & 255;
+    return { data, width, height };
+  });
+}
+
+/** The calibration batches of a quantization: the listed tensors, or a non-iterable as is. */
+const calibrationOf = (batches: unknown): unknown => batches;
 
 /** A model of the sequence other than `model` (or `model` when it is the only one). */
 function otherModel(ctx: Context, model: Model): Model {
@@ -482,6 +516,149 @@ export const CATALOGUE: Record<OpName, Operation> = {
       else if (then === 'abandon') origin.group.abandon();
       else if (then === 'model') model.dispose();
       return running;
+    },
+  },
+
+  // ---- pruning and channel shrinking; the native calls also directly, without the TS checks in front
+  'pruning.prune': { run: (_, [method, m, modules, options]) => prune(method, m, modules, options) },
+  'pruning.makePermanent': { run: (_, [m, modules]) => pruning.makePermanent(m as Model, modules as string[] | undefined) },
+  'pruning.inspect': {
+    run: (_, [m]) => [pruning.prunableModules(m as Model).length, pruning.prunedModules(m as Model), pruning.layerSparsity(m as Model).length, Object.keys(shrink.channelWidths(m as Model)).length],
+  },
+  'pruning.pruneThenDispose': {
+    // the model is freed while its pruning is queued or running: the promise must still settle
+    receiver: 'model',
+    run: async (_, [m, method, modules, options]) => {
+      const running = prune(method, m, modules, options);
+      (m as Model).dispose();
+      return running;
+    },
+  },
+  'shrink.shrinkChannels': { run: (_, [m, options]) => shrink.shrinkChannels(m as Model, options as { amount: number }) },
+  'shrink.resizeChannels': { run: (_, [m, widths]) => shrink.resizeChannels(m as Model, widths as Record<string, number>) },
+  'native.prune': { run: (_, [m, options]) => native().prune(nativeOf(m) as never, options as never) },
+  'native.makePermanent': { run: (_, [m, modules]) => native().makePermanent(nativeOf(m) as never, modules as string[]) },
+  'native.shrinkChannels': { run: (_, [m, widths, byNorm]) => native().shrinkChannels(nativeOf(m) as never, widths as Array<[string, number]>, byNorm as boolean) },
+  'native.shrinkableConvs': { run: (_, [m]) => native().shrinkableConvs(nativeOf(m) as never) },
+
+  // ---- int8 quantized models
+  quantizeModel: { run: async (ctx, [m, batches, options]) => ctx.add('qmodel', await quantizeModel(m as Model, calibrationOf(batches) as Tensor[], options as never)) },
+  quantizeThenDispose: {
+    // the float model is freed while its quantization runs (build, calibration)
+    receiver: 'model',
+    run: async (ctx, [m, batches]) => {
+      const running = quantizeModel(m as Model, batches as Tensor[]);
+      (m as Model).dispose();
+      return ctx.add('qmodel', await running);
+    },
+  },
+  'qmodel.forward': { receiver: 'qmodel', run: async (ctx, [q, images]) => ctx.add('tensor', await (q as QuantizedModel).forward(images as Tensor)) },
+  'qmodel.evaluate': {
+    receiver: 'qmodel',
+    run: async (ctx, [q, images, labels]) => {
+      const r = await (q as QuantizedModel).evaluate(images as Tensor, labels as Tensor);
+      ctx.add('tensor', r.logits);
+      return [r.count, r.loss, r.correct1, r.correct5];
+    },
+  },
+  'qmodel.stateDict': { receiver: 'qmodel', run: async (ctx, [q]) => register(ctx, await (q as QuantizedModel).stateDict()) },
+  'qmodel.saveLoad': {
+    receiver: 'qmodel',
+    run: async (ctx, [q, engine]) => {
+      const file = ctx.scratch('int8.pt');
+      await (q as QuantizedModel).save(file);
+      return ctx.add('qmodel', await QuantizedModel.load(file, engine === undefined ? undefined : { engine: engine as never }));
+    },
+  },
+  'qmodel.load': {
+    // files that are not int8 models: missing, not a torch file, a float model's state dict, a hand-made header
+    run: async (ctx, [what, m]) => {
+      let file = ctx.scratch('bad.pt');
+      if (what === 'missing') file = path.join(file, 'gone.pt');
+      else if (what === 'garbage') fs.writeFileSync(file, 'not a torch file');
+      else if (what === 'folder') fs.mkdirSync(file);
+      else if (what === 'float-model') {
+        if (!(m instanceof Model) || m.disposed) throw new Skip('no live model');
+        const state = m.stateDict();
+        try {
+          await saveTorchFile(file, state);
+        } finally {
+          for (const t of state.values()) t.dispose();
+        }
+      } else file = what as string;
+      return ctx.add('qmodel', await QuantizedModel.load(file));
+    },
+  },
+  'qmodel.inspect': {
+    receiver: 'qmodel',
+    run: (_, [q]) => {
+      const x = q as QuantizedModel;
+      return [x.disposed, x.arch, x.numClasses, x.observer, x.calibrationImages, x.engine];
+    },
+  },
+  'qmodel.dispose': { receiver: 'qmodel', run: (_, [q]) => (q as QuantizedModel).dispose() },
+  'qmodel.forwardThenDispose': {
+    receiver: 'qmodel',
+    run: async (ctx, [q, images, how]) => {
+      const model = q as QuantizedModel;
+      const running = how === 'stateDict' ? model.stateDict() : how === 'save' ? model.save(ctx.scratch('int8.pt')) : model.forward(images as Tensor);
+      model.dispose();
+      return register(ctx, await running);
+    },
+  },
+
+  // ---- MixUp/CutMix and soft targets, augmentation with erasing and policies
+  mixBatch: {
+    run: async (ctx, [options, images, labels, seed]) => {
+      const mix = new BatchMix(options as never);
+      const x = images as Tensor;
+      const draw = mix.sample(x?.shape?.[3] as number, x?.shape?.[2] as number, new Random(seed as number));
+      const r = await mix.apply(x, labels as Tensor, draw);
+      return ctx.add('tensor', r.targets);
+    },
+  },
+  'mix.applyDraw': {
+    run: async (ctx, [options, images, labels, draw]) => ctx.add('tensor', (await new BatchMix(options as never).apply(images as Tensor, labels as Tensor, draw as MixDraw)).targets),
+  },
+  'native.mixBatch': { run: async (ctx, [images, labels, options]) => ctx.add('tensor', new Tensor(await native().mixBatch((images as Tensor)?.native ?? images, (labels as Tensor)?.native ?? labels, options as never))) },
+  trainStepMixed: {
+    // a step on MixUp/CutMix soft targets; `then` frees the targets or the model while it is queued
+    run: async (ctx, [model, optimizer, images, labels, mixOptions, then]) => {
+      const mix = new BatchMix(mixOptions as never);
+      const x = images as Tensor;
+      const { targets } = await mix.apply(x, labels as Tensor, mix.sample(x?.shape?.[3] as number, x?.shape?.[2] as number, new Random(1)));
+      ctx.add('tensor', targets);
+      const running = trainStep(model, optimizer, x, targets);
+      if (then === 'targets') targets.dispose();
+      else if (then === 'model' && model instanceof Model) model.dispose();
+      return running;
+    },
+  },
+  augmentBatch: {
+    // a training transform with erasing and a policy over synthetic images; `erase`: the drawn boxes or hand-made ones
+    run: async (ctx, [options, specs, seed, erase]) => {
+      const t = trainTransform(options as never);
+      const images = decodedImages(specs);
+      const random = new Random(seed as number);
+      const params = images.map((im) => t.sample(im, random));
+      const erasures = erase === 'drawn' ? t.sampleErasures(images.length, random) : Array.isArray(erase) ? Int32Array.from(erase as number[]) : (erase as Int32Array | null);
+      return ctx.add('tensor', await t.apply(images, params, erasures));
+    },
+  },
+  'native.augmentBatch': {
+    run: async (ctx, [specs, params, output]) => {
+      const images = decodedImages(specs).map((im) => ({ data: im.data, width: im.width, height: im.height }));
+      const flat = Array.isArray(params) ? Float64Array.from(params as number[]) : params;
+      const o = isObject(output) && Array.isArray(output.erase) ? { ...output, erase: Int32Array.from(output.erase as number[]) } : output;
+      return ctx.add('tensor', new Tensor(await native().augmentBatch(images, flat as Float64Array, o as never)));
+    },
+  },
+  applyPolicySteps: { run: async (_, [specs, steps]) => (await applyPolicySteps(decodedImages(specs), steps as PolicyStep[][])).length },
+  'native.augmentPolicyBatch': {
+    run: async (_, [specs, policy]) => {
+      const images = Array.isArray(specs) ? decodedImages(specs) : specs;
+      const flat = Array.isArray(policy) ? Float64Array.from(policy as number[]) : policy;
+      return (await native().augmentPolicyBatch(images as DecodedImage[], flat as Float64Array)).length;
     },
   },
 

@@ -90,6 +90,21 @@ print(json.dumps(torch.stack(out).flatten().tolist()))`,
     expect(boxes.some((_, i) => i % 4 === 2 && boxes[i] > 2 * boxes[i + 1])).toBe(true);
   });
 
+  test('tiny outputs: a side rounded to 0 draws an empty box, and the batch applies (found by the API fuzzer)', async () => {
+    for (const size of [1, 2, 3]) {
+      const t = new Transform({ size, randomErasing: { probability: 1, ratio: [0.01, 100] } });
+      const boxes = t.sampleErasures(500, new Random(size))!;
+      for (let i = 0; i < boxes.length; i += 4) {
+        const [x, y, w, h] = boxes.subarray(i, i + 4);
+        expect(w === 0 ? [x, y, h] : [w > 0 && h > 0, x + w <= size && y + h <= size]).toEqual(w === 0 ? [0, 0, 0] : [true, true]);
+      }
+      const image = noiseImage(8, 8, size);
+      const batch = await t.apply([image, image], [t.sample(image, new Random(1)), t.sample(image, new Random(2))], boxes.subarray(0, 8));
+      expect(batch.shape).toEqual([2, 3, size, size]);
+      batch.dispose();
+    }
+  });
+
   test('p is respected, and a seed fixes the draws', () => {
     const count = 4000;
     for (const p of [0.1, 0.5]) {

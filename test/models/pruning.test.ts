@@ -249,3 +249,13 @@ torch.describe('pruning parity with torch.nn.utils.prune (PyTorch 1.13)', () => 
     model.dispose();
   });
 });
+
+describe('pruning a model disposed while the call is queued (found by the API fuzzer)', () => {
+  test('the queued pruning settles without error: dispose() lets queued work finish', async () => {
+    const model = createModel('resnet18', { numClasses: 2 });
+    const running = pruning.l1Unstructured(model, ['conv1'], { amount: 0.3 });
+    model.dispose();
+    await expect(running).resolves.toBeUndefined();
+    await expect(pruning.l1Unstructured(model, ['conv1'], { amount: 0.3 })).rejects.toThrow('Model was used after dispose()');
+  });
+});

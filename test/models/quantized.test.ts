@@ -5,7 +5,7 @@
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { createModel, loadPretrained, loadTorchFile, QuantizedModel, randn, saveTorchFile, tensor, type Model, type Tensor } from '../../lib';
+import { createModel, loadPretrained, pruning, shrink, loadTorchFile, QuantizedModel, randn, saveTorchFile, tensor, type Model, type Tensor } from '../../lib';
 import { getNumThreads } from '../../lib/runtime';
 import { assertPresent, prerequisite } from '../helpers/prerequisite';
 import { runPython, torchPythonUnavailableReason } from '../helpers/python';
@@ -166,6 +166,36 @@ describe('QuantizedModel refuses misuse', () => {
         expect((error as Error).message).toMatch(new RegExp(`quantized engine '${engine}' is not in this libtorch \\(it has .+\\)`));
       }
     }
+    model.dispose();
+  });
+
+  test('models with attention or pruning masks are refused (found by the API fuzzer)', async () => {
+    const attention = createModel('resnet18', { numClasses: 2, attention: 'se' }).eval();
+    await expect(QuantizedModel.quantize(attention, [batch()])).rejects.toThrow(/Expected a model without attention .* but received attention 'se'/);
+    attention.dispose();
+    const pruned = createModel('resnet18', { numClasses: 2 }).eval();
+    await pruning.l1Unstructured(pruned, ['conv1', 'fc'], { amount: 0.3 });
+    await expect(QuantizedModel.quantize(pruned, [batch()])).rejects.toThrow(/Expected a model without pruning masks but 2 layer\(s\) hold .*call pruning.makePermanent\(model\)/);
+    await pruning.makePermanent(pruned);
+    const q = await QuantizedModel.quantize(pruned, [batch()], { observer: 'minmax' });
+    expect(q.numClasses).toBe(2);
+    q.dispose();
+    pruned.dispose();
+  });
+
+  test('a shrunk ResNet quantizes, saves and loads with its narrower widths (found by the API fuzzer)', async () => {
+    const model = createModel('resnet18', { numClasses: 2 }).eval();
+    const widths = await shrink.shrinkChannels(model, { amount: 0.5 });
+    expect(widths['layer1.0.conv1']).toBe(32);
+    const quantized = await QuantizedModel.quantize(model, [batch()], { observer: 'minmax' });
+    const file = path.join(dir, 'shrunk-int8.pth');
+    await quantized.save(file);
+    const loaded = await QuantizedModel.load(file);
+    const x = batch();
+    expect(Array.from((await loaded.forward(x)).toTypedArray() as Float32Array)).toEqual(Array.from((await quantized.forward(x)).toTypedArray() as Float32Array));
+    expect((await loaded.stateDict()).get('layer1.0.conv1.weight')?.shape).toEqual([32, 64, 3, 3]);
+    loaded.dispose();
+    quantized.dispose();
     model.dispose();
   });
 
