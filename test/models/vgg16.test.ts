@@ -1,7 +1,16 @@
-// VGG-16 against torchvision 0.14 on the same weights and inputs (2 images at 64x64: the adaptive
-// average pool brings layer 5's 2x2 map to 7x7, as for 224² inputs): eval logits and the 4096-d
+// VGG-16 against torchvision 0.14 on the same weights and inputs (2 images at 32x32: the adaptive
+// average pool brings layer 5's 1x1 map to 7x7, as it keeps 224² inputs' 7x7): eval logits and the 4096-d
 // features, the loss and every gradient of one backward in eval mode (VGG has no BatchNorm, so
 // that is train mode without dropout), and train-mode logits with the same dropout draws.
+//
+// Max-pooling makes gradients discontinuous: where a window's two largest inputs differ by ~1e-6,
+// any float32 summation order (finetorch computes channels-last, torchvision's reference NCHW) can
+// pick the other one and route that gradient elsewhere, changing every earlier layer's gradient by
+// 1e-3 to 1e-1 (seen with the first input tried: one window of 4096, a gap of 5.8e-7). So the
+// reference input is one whose every window has a clear winner in float64 (gap > 2.5e-5, ten times
+// float32's forward error), and the
+// gradients are compared norm-wise (their entries are sums with cancellation up to 1e7, where an
+// elementwise relative error says nothing).
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
@@ -24,7 +33,29 @@ torch.set_num_threads(threads)
 torch.manual_seed(0)
 model = torchvision.models.vgg16(num_classes=10).eval()
 torch.save(model.state_dict(), f'{out}/vgg16.pth')
-x = torch.randn(2, 3, 64, 64)
+features64 = copy.deepcopy(model.features).double()
+def pool_gap(x):
+    # the smallest relative gap between the two largest inputs of any max-pool window (exact ties,
+    # e.g. all-zero windows after ReLU, resolve the same way in every layout and are skipped)
+    smallest, h = 1.0, x.double()
+    with torch.no_grad():
+        for layer in features64:
+            if isinstance(layer, torch.nn.MaxPool2d):
+                w = h.unfold(2, 2, 2).unfold(3, 2, 2).reshape(*h.shape[:2], -1, 4)
+                top = w.topk(2, dim=-1).values
+                gap = (top[..., 0] - top[..., 1]) / top[..., 0].abs().clamp_min(1e-30)
+                gap = gap[top[..., 0] != top[..., 1]]
+                if gap.numel(): smallest = min(smallest, gap.min().item())
+            h = layer(h)
+    return smallest
+generator = torch.Generator().manual_seed(1)
+# 10x float32's forward error (2.5e-6 relative here); at 32x32 there are few enough windows
+for attempt in range(20):
+    x = torch.randn(2, 3, 32, 32, generator=generator)
+    if pool_gap(x) > 2.5e-5: break
+else:
+    raise SystemExit('no input with clear max-pool winners in 20 tries')
+del features64
 labels = torch.tensor([3, 7])
 refs = {'x': x, 'labels': labels}
 with torch.no_grad():
@@ -36,13 +67,6 @@ loss.backward()
 refs['eval.loss'] = loss.detach()
 for name, p in model.named_parameters():
     refs['eval.grad.' + name] = p.grad.detach().clone()
-# the same backward in channels-last, the layout finetorch computes in on the CPU
-cl = copy.deepcopy(model).to(memory_format=torch.channels_last)
-cl.zero_grad()
-torch.nn.functional.cross_entropy(cl(x.contiguous(memory_format=torch.channels_last)), labels).backward()
-for name, p in cl.named_parameters():
-    refs['eval.grad.channels_last.' + name] = p.grad.detach().clone()
-del cl
 model.train()
 torch.manual_seed(seed)
 with torch.no_grad():
@@ -50,6 +74,17 @@ with torch.no_grad():
 torch.save(refs, f'{out}/refs.pth')
 print(json.dumps({'parameters': len(list(model.parameters()))}))
 `;
+
+/** ‖actual − expected‖ / ‖expected‖ (in double precision). */
+function normRelativeError(actual: Float32Array, expected: Float32Array): number {
+  let difference = 0;
+  let norm = 0;
+  for (let i = 0; i < expected.length; i++) {
+    difference += (actual[i] - expected[i]) ** 2;
+    norm += expected[i] ** 2;
+  }
+  return Math.sqrt(difference) / Math.sqrt(norm);
+}
 
 torch.describe('vgg16 parity with torchvision 0.14', () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'finetorch-vgg16-'));
@@ -85,13 +120,8 @@ torch.describe('vgg16 parity with torchvision 0.14', () => {
     compare('classify(features)', await model.classify(features), refs.get('eval'), 1e-5);
   });
 
-  // finetorch computes VGG in channels-last on the CPU, and there libtorch 1.13's gradients of the
-  // convolutions differ from its NCHW ones at this size: PyTorch's own channels-last gradients of
-  // features.0-28 are 2e-2 to 1.8e-1 off NCHW and off float64 at 64² and 5e-3 at 96-128² (NCHW is
-  // within 2e-6 of float64; at 32² the layouts agree). So the gradients are held to 1e-4 against
-  // PyTorch in the same layout, and the comparison with NCHW is kept as a known failure.
   let grads: Map<string, Tensor>;
-  test('loss and every gradient of one backward (eval mode) equal PyTorch’s in channels-last', async () => {
+  test('loss and every gradient of one backward (eval mode) equal torchvision’s', async () => {
     model.eval();
     const { loss } = await model.backward(refs.get('x')!, refs.get('labels')!);
     const expectedLoss = values(refs.get('eval.loss'))[0];
@@ -99,19 +129,15 @@ torch.describe('vgg16 parity with torchvision 0.14', () => {
     expect(errors['loss']).toBeLessThan(1e-5);
     grads = model.namedGradients();
     expect(parameters).toBe(32); // 13 convolutions and 3 linear layers, weight and bias each
-    expect([...grads.keys()]).toEqual([...refs.keys()].filter((k) => /^eval\.grad\.(?!channels_last)/.test(k)).map((k) => k.slice('eval.grad.'.length)));
+    expect([...grads.keys()]).toEqual([...refs.keys()].filter((k) => k.startsWith('eval.grad.')).map((k) => k.slice('eval.grad.'.length)));
     for (const [name, grad] of grads) {
-      const group = name.startsWith('features.') ? 'gradients (convolutions)' : 'gradients (classifier)';
-      compare(`${group} vs PyTorch channels-last`, grad, refs.get(`eval.grad.channels_last.${name}`), 1e-4);
-      if (!name.startsWith('features.')) compare(`${group} vs PyTorch NCHW`, grad, refs.get(`eval.grad.${name}`), 1e-4);
+      const expected = refs.get(`eval.grad.${name}`)!;
+      expect(grad.shape).toEqual(expected.shape);
+      const error = normRelativeError(values(grad), values(expected));
+      const group = name.startsWith('features.') ? 'gradients (convolutions), norm-wise' : 'gradients (classifier), norm-wise';
+      errors[group] = Math.max(errors[group] ?? 0, error);
+      expect({ name, error: error < 1e-4 }).toEqual({ name, error: true });
     }
-  });
-
-  test.failing('known libtorch 1.13 channels-last issue: the convolutions’ gradients within 1e-4 of PyTorch NCHW', () => {
-    const convolutions = [...grads].filter(([name]) => name.startsWith('features.'));
-    const worst = Math.max(...convolutions.map(([name, grad]) => relativeError(values(grad), values(refs.get(`eval.grad.${name}`)))));
-    errors['gradients (convolutions) vs PyTorch NCHW (known failure)'] = worst;
-    expect(worst).toBeLessThan(1e-4);
   });
 
   test('train-mode logits with torchvision’s dropout draws', async () => {
