@@ -8,6 +8,7 @@ import { DataLoader } from '../lib/data/loader';
 import { ImageCache } from '../lib/data/cache';
 import { EVAL_DECODE } from '../lib/data/decode';
 import { evalTransform } from '../lib/data/transforms';
+import { AUGMENT_POLICIES } from '../lib/data/auto-augment';
 import { downloadCaltech101 } from '../lib/download/caltech101';
 import { progressBar } from '../lib/download/progress';
 import { ensureWeights, WEIGHTS_ARCHITECTURES, type WeightsArch } from '../lib/download/weights';
@@ -46,6 +47,12 @@ function nonNegativeInt(value: string): number {
 function positiveNumber(value: string): number {
   const n = Number(value);
   if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError(`expected a positive number, got '${value}'`);
+  return n;
+}
+
+function nonNegativeNumber(value: string): number {
+  const n = Number(value);
+  if (value.trim() === '' || !Number.isFinite(n) || n < 0) throw new InvalidArgumentError(`expected a non-negative number, got '${value}'`);
   return n;
 }
 
@@ -154,6 +161,10 @@ export function buildProgram(): Command {
     .option('--seed <n>', `random seed${d('seed')}`, nonNegativeInt)
     .option('--seeds <list>', 'run the recipe once per seed, e.g. 0,1,2 (sibling run folders; compare shows mean ± std)', seedList)
     .option('--image-size <n>', `input crop size${d('image_size')}`, positiveInt)
+    .addOption(new Option('--augment-policy <policy>', `TrivialAugmentWide, RandAugment or AutoAugment after crop and flip (finetune, scratch)${d('augmentation.policy')}`).choices([...AUGMENT_POLICIES]))
+    .option('--random-erasing <p>', `RandomErasing probability per image (0-1)${d('augmentation.random_erasing')}`, nonNegativeNumber)
+    .option('--mixup-alpha <alpha>', `MixUp Beta(alpha, alpha); 0: off${d('augmentation.mixup_alpha')}`, nonNegativeNumber)
+    .option('--cutmix-alpha <alpha>', `CutMix Beta(alpha, alpha); 0: off${d('augmentation.cutmix_alpha')}`, nonNegativeNumber)
     .option('--init <checkpoint>', 'finetune: start from this checkpoint (the feature_extract best.pth)')
     .option('--resume <run>', 'continue the run in this folder from its last checkpoint (with its saved config; --epochs may extend it)')
     .option('--out <dir>', `output folder for run folders${d('output_dir')}`)
@@ -187,6 +198,8 @@ export function buildProgram(): Command {
         const overrides = (lrKey: 'learning_rate' | 'finetune_lr') => ({
           phase: opts.phase, arch: opts.arch, head: opts.head, attention: opts.attention, 'data.root': opts.data, weights: opts.weights, epochs: opts.epochs,
           batch_size: opts.batchSize, [lrKey]: opts.lr, device: opts.device, seed: opts.seed, seeds: opts.seeds, image_size: opts.imageSize,
+          'augmentation.policy': opts.augmentPolicy, 'augmentation.random_erasing': opts.randomErasing,
+          'augmentation.mixup_alpha': opts.mixupAlpha, 'augmentation.cutmix_alpha': opts.cutmixAlpha,
           init_checkpoint: opts.init, output_dir: opts.out, run_name: opts.name, quiet: opts.quiet, ...(opts.set ?? {}),
         });
         config = resolveConfig({ config: opts.config, overrides: overrides('learning_rate') });

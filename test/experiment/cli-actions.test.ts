@@ -315,6 +315,15 @@ built.describe('train, test, predict and report, run as a user runs them', () =>
     expect(Math.abs(f.test.loss - fe.test.loss)).toBeLessThanOrEqual(1e-5 * Math.max(1, fe.test.loss));
   });
 
+  test('the augmentation flags reach the run’s config: --augment-policy, --random-erasing, --mixup-alpha, --cutmix-alpha', async () => {
+    const init = best('T.feature_extract');
+    const flags = ['--augment-policy', 'rand_augment', '--random-erasing', '0.3', '--mixup-alpha', '0.2', '--cutmix-alpha', '1'];
+    const tuned = await runCli(['train', '--phase', 'finetune', '--init', init, '--epochs', '1', '--data', data, '--out', runs, '--name', 'A', ...flags, ...SMALL]);
+    expectExit(tuned, 0, 'train with the augmentation flags');
+    expect(config('A').augmentation).toMatchObject({ policy: 'rand_augment', random_erasing: 0.3, mixup_alpha: 0.2, cutmix_alpha: 1 });
+    expect(results('A').test.top1).toBeGreaterThanOrEqual(0);
+  });
+
   test('--lr with --config <name> whose phase is finetune sets finetune_lr, as --phase finetune does', async () => {
     // configs/experiments/resnet18_finetune.yaml sets phase: finetune; --lr must reach the rate that phase uses
     expect(YAML.parse(fs.readFileSync(path.join(ROOT, 'configs', 'experiments', 'resnet18_finetune.yaml'), 'utf8')).phase).toBe('finetune');

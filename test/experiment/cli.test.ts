@@ -94,6 +94,15 @@ describe('finetorch CLI', () => {
     const badKey = await runMain('train', '--set', 'learning_rat=1');
     expect(badKey.code).toBe(2);
     expect(badKey.err).toContain("unknown key 'learning_rat' (did you mean 'learning_rate'?)");
+    const badErasing = await runMain('train', '--random-erasing', '-0.5');
+    expect(badErasing.code).toBe(2);
+    expect(badErasing.err).toContain("option '--random-erasing <p>' argument '-0.5' is invalid. expected a non-negative number, got '-0.5'");
+    const erasingOverOne = await runMain('train', '--random-erasing', '1.5');
+    expect(erasingOverOne.code).toBe(2);
+    expect(erasingOverOne.err).toMatch(/augmentation\.random_erasing/);
+    const badPolicy = await runMain('train', '--augment-policy', 'trivialaugment');
+    expect(badPolicy.code).toBe(2);
+    expect(badPolicy.err).toContain('Allowed choices are none, trivial_augment_wide, rand_augment, auto_augment');
     const badChoice = await runMain('train', '--phase', 'finetuning');
     expect(badChoice.code).toBe(2);
     expect(badChoice.err).toContain('Allowed choices are feature_extract, finetune, scratch, two-stage');
