@@ -1,4 +1,4 @@
-// The study's next steps at demo size (`npm run demo -- --study attention|augmentation`): the
+// The study's next steps at demo size (`npm run demo -- --study attention|augmentation|pruning`): the
 // demo's pretrained stand-in weights fine-tuned two-stage on its target classes once per variant
 // and seed, then one comparison of the variants on the same test images (mean ± std over seeds,
 // paired differences with McNemar's test). No download, as for the demo itself.
@@ -30,6 +30,11 @@ export const STUDIES = {
     { name: 'standard', overrides: {} },
     { name: 'trivialaugment', overrides: { 'augmentation.policy': 'trivial_augment_wide' } },
     { name: 'mixup-cutmix', overrides: { 'augmentation.mixup_alpha': 0.2, 'augmentation.cutmix_alpha': 1.0 } },
+  ],
+  /** Fine-tuning dense, and shrinking ResNet-18's block convs by half in 2 rounds while fine-tuning. */
+  pruning: [
+    { name: 'dense', overrides: {} },
+    { name: 'shrunk-50', overrides: { 'prune.method': 'l2_structured_shrink', 'prune.amount': 0.5, 'prune.steps': 2 } },
   ],
 } satisfies Record<string, StudyVariant[]>;
 
