@@ -91,7 +91,8 @@ export async function makeSeeds(dir: string, formats: readonly FuzzFormat[]): Pr
     ];
   }
   if (want.has('checkpoint')) {
-    const model = { arch: 'resnet18', numClasses: 3, head: 'linear', stateDict } as unknown as import('../../lib/models/model').Model;
+    // a stand-in with a tiny state_dict: not a ResNet, so saveCheckpoint records no channel widths
+    const model = { arch: 'alexnet', numClasses: 3, head: 'linear', stateDict } as unknown as import('../../lib/models/model').Model;
     const optimizer = {
       stateDict: () => ({
         state: new Map([[0, new Map<string, unknown>([['momentum_buffer', tensor(floats(2), [2])]])]]),
