@@ -114,6 +114,7 @@ export interface NativeQuantizedModel {
   calibrate(images: NativeTensor): Promise<void>;
   finalize(): Promise<void>;
   forward(images: NativeTensor): Promise<NativeTensor>;
+  quantizeInput(images: NativeTensor): Promise<NativeTensor>;
   state(): Promise<NamedTensors>;
   loadState(entries: NamedTensors): Promise<void>;
   readonly engine: string;

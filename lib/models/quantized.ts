@@ -110,6 +110,15 @@ export class QuantizedModel {
     return new Tensor(await this.native.forward(images.native));
   }
 
+  /**
+   * The uint8 codes the first int8 layer reads for `images` (the input's scale and zero point,
+   * as torch.quantize_per_tensor(images, scale, zero_point, torch.quint8).int_repr()), [N, 3, H, W].
+   */
+  async quantizeInput(images: Tensor): Promise<Tensor> {
+    validateImages('images', images);
+    return new Tensor(await this.native.quantizeInput(images.native));
+  }
+
   /** Logits with the loss and top-1/top-5 counts for labelled images (labels: int64 [N]). */
   async evaluate(images: Tensor, labels: Tensor): Promise<QuantizedEvalResult> {
     validateImages('images', images);

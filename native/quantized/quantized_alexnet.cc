@@ -3,6 +3,7 @@
 #include <ATen/ATen.h>
 
 #include "quantized/engine.h"
+#include "quantized/quantize_images.h"
 #include "quantized/quantized_net.h"
 
 namespace finetorch::quantized {
@@ -51,9 +52,11 @@ class QuantizedAlexNet : public QuantizedNet {
     for (auto& l : linears_) l.finalize();
   }
 
+  torch::Tensor quantizeInput(const torch::Tensor& images) const override { return quantizeImages(images, quant_.qparams()); }
+
   torch::Tensor forward(const torch::Tensor& images) const override {
     at::NoGradGuard noGrad;
-    auto x = at::quantize_per_tensor(images.contiguous(), quant_.qparams().scale, quant_.qparams().zeroPoint, at::kQUInt8);
+    auto x = quantizeImages(images, quant_.qparams());
     for (size_t i = 0; i < convs_.size(); i++) {
       x = convs_[i].forward(x);
       if (kConvs[i].poolAfter) x = at::max_pool2d(x, {3, 3}, {2, 2}, {0, 0}, {1, 1});

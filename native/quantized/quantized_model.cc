@@ -31,6 +31,7 @@ Napi::Function QuantizedModelWrap::define(Napi::Env env) {
                          InstanceMethod<&QuantizedModelWrap::calibrate>("calibrate"),
                          InstanceMethod<&QuantizedModelWrap::finalize>("finalize"),
                          InstanceMethod<&QuantizedModelWrap::forward>("forward"),
+                         InstanceMethod<&QuantizedModelWrap::quantizeInput>("quantizeInput"),
                          InstanceMethod<&QuantizedModelWrap::state>("state"),
                          InstanceMethod<&QuantizedModelWrap::loadState>("loadState"),
                          InstanceAccessor<&QuantizedModelWrap::engine>("engine"),
@@ -126,6 +127,23 @@ Napi::Value QuantizedModelWrap::forward(const Napi::CallbackInfo& info) {
           // the engine is process-wide: another model may have chosen a different one since
           q::selectEngine(state->options.engine);
           return state->net->forward(images.to(torch::kCPU, torch::kFloat));
+        },
+        [](Napi::Env e, torch::Tensor& out) -> Napi::Value { return TensorWrap::wrap(e, out); });
+  });
+}
+
+// quantizeInput(images) -> Promise<Tensor>: the uint8 codes of the input quantization, NCHW.
+Napi::Value QuantizedModelWrap::quantizeInput(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return guarded(env, [&]() -> Napi::Value {
+    auto state = live(env);
+    auto images = TensorWrap::unwrap(info[0], "images");
+    return Addon::of(env).queue().run<torch::Tensor>(
+        env,
+        [state, images] {
+          requireBuilt(state->net.get());
+          if (!state->ready) throw std::logic_error("QuantizedModel is not quantized yet: calibrate() on some batches, then finalize()");
+          return state->net->quantizeInput(images.to(torch::kCPU, torch::kFloat)).int_repr().contiguous();
         },
         [](Napi::Env e, torch::Tensor& out) -> Napi::Value { return TensorWrap::wrap(e, out); });
   });

@@ -31,6 +31,7 @@ class QuantizedModelWrap : public Napi::ObjectWrap<QuantizedModelWrap> {
   Napi::Value calibrate(const Napi::CallbackInfo& info);
   Napi::Value finalize(const Napi::CallbackInfo& info);
   Napi::Value forward(const Napi::CallbackInfo& info);
+  Napi::Value quantizeInput(const Napi::CallbackInfo& info);
   Napi::Value state(const Napi::CallbackInfo& info);
   Napi::Value loadState(const Napi::CallbackInfo& info);
   Napi::Value engine(const Napi::CallbackInfo& info);

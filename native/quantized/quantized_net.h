@@ -26,6 +26,8 @@ class QuantizedNet {
   virtual void calibrate(const torch::Tensor& images) = 0;
   // Observers become scales and zero points, weights become packed int8.
   virtual void finalize() = 0;
+  // The quint8 codes the first layer reads (the QuantStub's output), channels-last.
+  virtual torch::Tensor quantizeInput(const torch::Tensor& images) const = 0;
   // Float images in, float logits out, int8 in between.
   virtual torch::Tensor forward(const torch::Tensor& images) const = 0;
   virtual NamedTensors state() const = 0;

@@ -5,6 +5,7 @@
 
 #include "quantized/engine.h"
 #include "quantized/ops.h"
+#include "quantized/quantize_images.h"
 #include "quantized/quantized_net.h"
 
 namespace finetorch::quantized {
@@ -119,9 +120,11 @@ class QuantizedResNet : public QuantizedNet {
     fc_.finalize();
   }
 
+  torch::Tensor quantizeInput(const torch::Tensor& images) const override { return quantizeImages(images, quant_.qparams()); }
+
   torch::Tensor forward(const torch::Tensor& images) const override {
     at::NoGradGuard noGrad;
-    auto x = at::quantize_per_tensor(images.contiguous(), quant_.qparams().scale, quant_.qparams().zeroPoint, at::kQUInt8);
+    auto x = quantizeImages(images, quant_.qparams());
     x = stem_.forward(x);
     x = at::max_pool2d(x, {3, 3}, {2, 2}, {1, 1}, {1, 1});  // quantized max_pool2d reads two dilations
     for (const auto& block : blocks_) x = block.forward(x);

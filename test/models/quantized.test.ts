@@ -115,6 +115,51 @@ torch.describe('int8 static quantization against PyTorch eager mode', () => {
     model.dispose();
   });
 
+  test("the input's uint8 codes equal torch.quantize_per_tensor's: ties, both ends, inf and NaN, either layout", async () => {
+    const model = await floatModel('resnet18');
+    const quantized = await QuantizedModel.quantize(model, inputs.get('calibration') as Tensor[], { observer: 'minmax' });
+    const state = await quantized.stateDict();
+    const scale = array(state.get('quant.scale'))[0];
+    const zeroPoint = array(state.get('quant.zero_point'))[0];
+    // [2, 3, 16, 16]: values at and next to every half step around each code, past both ends of
+    // the range, and the specials; the rest uniform in [-3, 3)
+    const count = 2 * 3 * 16 * 16;
+    let seed = 7;
+    const values = Float32Array.from({ length: count }, () => ((seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648 - 0.5) * 6);
+    let i = 0;
+    for (let code = -300; code <= 300 && i < count - 16; code += 1) {
+      const tie = Math.fround((code + 0.5 - zeroPoint) * scale);
+      values[i++] = tie;
+      if (code % 3 === 0) values[i++] = Math.fround(tie * (1 + 2 ** -23));
+    }
+    for (const special of [Infinity, -Infinity, NaN, 3e38, -3e38, 1e20, -1e20, 2 ** 22 * scale, -(2 ** 22) * scale, 0, -0]) values[i++] = special;
+    const x = tensor(values, [2, 3, 16, 16]);
+    const codes = await quantized.quantizeInput(x);
+    expect({ dtype: codes.dtype, shape: codes.shape }).toEqual({ dtype: 'uint8', shape: [2, 3, 16, 16] });
+    const file = path.join(dir, 'quantize-input.pth');
+    await saveTorchFile(file, { x, scale: tensor(new Float64Array([scale]), [1]), zero_point: tensor(new BigInt64Array([BigInt(zeroPoint)]), [1]) });
+    runPython(
+      String.raw`
+import sys, torch
+d = torch.load(sys.argv[1])
+x = d['x']
+codes = torch.quantize_per_tensor(x, float(d['scale'][0]), int(d['zero_point'][0]), torch.quint8).int_repr()
+torch.save({'codes': codes, 'channels_last': x.contiguous(memory_format=torch.channels_last)}, sys.argv[1])
+`,
+      [file],
+    );
+    const ref = (await loadTorchFile(file)).value as Map<string, Tensor>;
+    const expected = array(ref.get('codes'));
+    const actual = array(codes);
+    const differing = actual.map((v, k) => (v === expected[k] ? -1 : k)).filter((k) => k >= 0);
+    expect(differing.map((k) => ({ value: values[k], ours: actual[k], torch: expected[k] }))).toEqual([]);
+    // the same codes from a channels-last batch (the pipeline's layout)
+    expect(array(await quantized.quantizeInput(ref.get('channels_last')!))).toEqual(expected);
+    for (const t of state.values()) t.dispose();
+    quantized.dispose();
+    model.dispose();
+  });
+
   test('save and load round-trip exactly: every value, then the logits', async () => {
     const model = await floatModel('resnet18');
     const quantized = await QuantizedModel.quantize(model, inputs.get('calibration') as Tensor[], { observer: 'minmax' });
