@@ -325,7 +325,19 @@ async function kindAugment(s) {
   return { msPerImage: rows, opMsPerImage: ops, images: images.length, size: s.size };
 }
 
-const KINDS = { step: kindStep, epoch: kindEpoch, loader: kindLoader, features: kindFeatures, drift: kindDrift, augment: kindAugment };
+// int8 static quantization (issue 19): ResNet-18 calibrated on the timed batch itself, then the
+// int8 forward and, in the same process, the float forward it came from (logits only, both)
+async function kindInt8(s) {
+  const model = ft.createModel(s.arch, { numClasses: s.numClasses }).eval();
+  const x = ft.randn([s.batch, 3, s.size, s.size]);
+  const quantized = await ft.QuantizedModel.quantize(model, [x]);
+  const forward = (m) => async () => (await m.forward(x)).dispose();
+  const int8 = await runSteps(forward(quantized), s.warmup, s.steps, s.batch);
+  const fp32 = await runSteps(forward(model), s.warmup, s.steps, s.batch);
+  return { ...int8, fp32ImgPerSec: fp32.imgPerSec, engine: quantized.engine };
+}
+
+const KINDS = { int8: kindInt8, step: kindStep, epoch: kindEpoch, loader: kindLoader, features: kindFeatures, drift: kindDrift, augment: kindAugment };
 
 // bench/ddp_trial.js builds its ranks' batches and timings with the same helpers
 module.exports = { now, median, randomLabels, makeImages };

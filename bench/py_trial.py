@@ -287,7 +287,30 @@ def kind_features(s):
     }
 
 
-KINDS = {'step': kind_step, 'epoch': kind_epoch, 'loader': kind_loader, 'features': kind_features}
+def kind_int8(s):
+    """Eager-mode static quantization of torchvision's quantizable ResNet-18 (fuse, prepare with the
+    engine's default qconfig, calibrate on the timed batch, convert) on the best engine this
+    torch has; then the int8 forward and the float forward, logits only, as bench/ft_trial.js."""
+    from torch.ao.quantization import get_default_qconfig, prepare, convert
+    engine = next(e for e in ('x86', 'fbgemm', 'onednn', 'qnnpack') if e in torch.backends.quantized.supported_engines)
+    torch.backends.quantized.engine = engine
+    float_model = make_model(s['arch'], s['numClasses']).eval()
+    model = getattr(torchvision.models.quantization, s['arch'])(weights=None, quantize=False, num_classes=s['numClasses']).eval()
+    model.load_state_dict(float_model.state_dict())
+    model.fuse_model()
+    model.qconfig = get_default_qconfig(engine)
+    prepare(model, inplace=True)
+    x = torch.randn(s['batch'], 3, s['size'], s['size'])
+    with torch.no_grad():
+        model(x)
+        convert(model, inplace=True)
+        result = run_steps(lambda: model(x), s['warmup'], s['steps'], s['batch'])
+        result['fp32ImgPerSec'] = run_steps(lambda: float_model(x), s['warmup'], s['steps'], s['batch'])['imgPerSec']
+    result['engine'] = engine
+    return result
+
+
+KINDS = {'int8': kind_int8, 'step': kind_step, 'epoch': kind_epoch, 'loader': kind_loader, 'features': kind_features}
 result = KINDS[spec['kind']](spec)
 result['threads'] = torch.get_num_threads()
 result['torchVersion'] = torch.__version__

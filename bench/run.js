@@ -8,7 +8,7 @@
 //
 //   node bench/run.js [--full] [--threads N] [--repeats N] [--only a,b] [--ddp] [--ddp-steps N] [--quiet-wait S] [--retries N] [--out FILE]
 //
-// Groups for --only: step, bf16, channels-last, blas, epoch, loader, augment, features, drift, and ddp (only when
+// Groups for --only: step, networks, bf16, int8, channels-last, blas, epoch, loader, augment, features, drift, and ddp (only when
 // asked: --ddp is --only ddp; data-parallel on c10d, finetorch alone, its own table).
 const fs = require('fs');
 const os = require('os');
@@ -39,7 +39,7 @@ function expertAllocators() {
 // dist/ in main(): cleared from every child's environment, and given to the diagnostic
 // "PyTorch expert + finetorch's thread-pool settings"
 let THREAD_POOL_DEFAULTS = {};
-const GROUPS = ['step', 'networks', 'bf16', 'channels-last', 'blas', 'epoch', 'loader', 'augment', 'features', 'drift', 'ddp'];
+const GROUPS = ['step', 'networks', 'bf16', 'int8', 'channels-last', 'blas', 'epoch', 'loader', 'augment', 'features', 'drift', 'ddp'];
 // groups a plain `npm run bench` leaves out
 const ON_REQUEST = ['ddp'];
 
@@ -512,6 +512,16 @@ async function main() {
       }
     }
   }
+  // int8 static quantization of ResNet-18 (issue 19): eval at the step figures' settings, each
+  // side's int8 and its own float forward in one process
+  if (want('int8')) {
+    const spec = { kind: 'int8', arch: 'resnet18', size: st.size, batch: st.batch, numClasses: 101, ...st.eval };
+    for (let r = 0; r < st.repeats; r++) {
+      add('resnet18-int8', 'py', spec);
+      addExperts('resnet18-int8', spec);
+      add('resnet18-int8', 'ft', spec);
+    }
+  }
   if (want('channels-last')) {
     for (const mode of ['train', 'eval']) {
       const spec = { kind: 'step', arch: 'resnet18', mode, size: st.size, batch: st.batch, numClasses: 101, ...st[mode], channelsLast: true };
@@ -673,6 +683,23 @@ async function main() {
         perStep: perStepCounters(name, e),
       });
     }
+  }
+  if (results['resnet18-int8']) {
+    const name = 'resnet18-int8';
+    const py = med(name, 'py', ips);
+    const f = med(name, 'ft', ips);
+    const e = expert(name, ips);
+    const engine = pick(name, 'ft')[0]?.engine;
+    fig({
+      id: name, figure: `ResNet-18 int8 eval (static quantization, ${engine} engine), ${res}, in-memory: img/s`, unit: 'img/s', pytorch: py, finetorch: f, ratio: f / py,
+      pytorchExpert: e.value, expertAllocator: e.allocator, ratioExpert: f / e.value, goal: '≥ 1.00 × expert', met: f / e.value >= 1, noise: noisy(name),
+      int8Gain: { pytorch: py / med(name, 'py', (r) => r.fp32ImgPerSec), expert: e.value / expert(name, (r) => r.fp32ImgPerSec).value, finetorch: f / med(name, 'ft', (r) => r.fp32ImgPerSec) },
+    });
+    const fp32 = med(name, 'ft', (r) => r.fp32ImgPerSec);
+    fig({
+      id: 'resnet18-int8-gain', figure: `ResNet-18 int8 eval, ${res}: img/s (ratio: ÷ finetorch's own fp32 eval in the same processes, ${fmt(fp32, 1)} img/s)`, unit: 'img/s', pytorch: NaN, finetorch: f, ratio: f / fp32,
+      finetorchFp32: fp32, goal: '≥ 4 × finetorch fp32', met: f / fp32 >= 4, noise: noisy(name),
+    });
   }
   if (results['resnet18-train']) {
     const py = med('resnet18-train', 'py', (r) => r.peakRssMB);
