@@ -1,4 +1,4 @@
-// The study's next steps at demo size (`npm run demo -- --study attention|augmentation|pruning`): the
+// The study's next steps at demo size (`npm run demo -- --study attention|augmentation|pruning|precision`): the
 // demo's pretrained stand-in weights fine-tuned two-stage on its target classes once per variant
 // and seed, then one comparison of the variants on the same test images (mean ± std over seeds,
 // paired differences with McNemar's test). No download, as for the demo itself.
@@ -35,6 +35,14 @@ export const STUDIES = {
   pruning: [
     { name: 'dense', overrides: {} },
     { name: 'shrunk-50', overrides: { 'prune.method': 'l2_structured_shrink', 'prune.amount': 0.5, 'prune.steps': 2 } },
+  ],
+  /**
+   * Both stages in float32 and under bf16 autocast (amp 'bf16'; native where the CPU has bf16,
+   * emulated elsewhere), from the same float32 stand-in: does accuracy hold with bf16?
+   */
+  precision: [
+    { name: 'float32', overrides: { amp: false } },
+    { name: 'bf16', overrides: { amp: 'bf16' } },
   ],
 } satisfies Record<string, StudyVariant[]>;
 
