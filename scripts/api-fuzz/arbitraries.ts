@@ -332,6 +332,7 @@ function makeGenerators(wild: boolean): Generators {
     },
     quantizeThenDispose: { weight: 1, args: args(ref('model'), arr(calibrationBatch, 2, 1)) },
     'qmodel.forward': { weight: 3, args: args(ref('qmodel'), images) },
+    'qmodel.quantizeInput': { weight: 1, args: args(ref('qmodel'), images) },
     'qmodel.evaluate': { weight: 2, args: stepArgs([ref('qmodel')], batch, []) },
     'qmodel.stateDict': { weight: 1, args: args(ref('qmodel')) },
     'qmodel.saveLoad': { weight: 1, args: args(ref('qmodel'), opt(or(one('auto', 'qnnpack', 'fbgemm')))) },

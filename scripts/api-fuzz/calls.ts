@@ -126,7 +126,7 @@ export const OP_NAMES = [
   'pruning.prune', 'pruning.makePermanent', 'pruning.inspect', 'pruning.pruneThenDispose', 'shrink.shrinkChannels', 'shrink.resizeChannels',
   'native.prune', 'native.makePermanent', 'native.shrinkChannels', 'native.shrinkableConvs',
   // int8 quantized models
-  'quantizeModel', 'quantizeThenDispose', 'qmodel.forward', 'qmodel.evaluate', 'qmodel.stateDict', 'qmodel.saveLoad', 'qmodel.load',
+  'quantizeModel', 'quantizeThenDispose', 'qmodel.forward', 'qmodel.quantizeInput', 'qmodel.evaluate', 'qmodel.stateDict', 'qmodel.saveLoad', 'qmodel.load',
   'qmodel.inspect', 'qmodel.dispose', 'qmodel.forwardThenDispose',
   // batch mixing (MixUp/CutMix), soft targets, augmentation with erasing and policies
   'mixBatch', 'mix.applyDraw', 'native.mixBatch', 'trainStepMixed', 'augmentBatch', 'native.augmentBatch', 'applyPolicySteps',

@@ -553,6 +553,7 @@ export const CATALOGUE: Record<OpName, Operation> = {
     },
   },
   'qmodel.forward': { receiver: 'qmodel', run: async (ctx, [q, images]) => ctx.add('tensor', await (q as QuantizedModel).forward(images as Tensor)) },
+  'qmodel.quantizeInput': { receiver: 'qmodel', run: async (ctx, [q, images]) => ctx.add('tensor', await (q as QuantizedModel).quantizeInput(images as Tensor)) },
   'qmodel.evaluate': {
     receiver: 'qmodel',
     run: async (ctx, [q, images, labels]) => {
