@@ -22,6 +22,12 @@ void requireBuilt(const q::QuantizedNet* net) {
   if (!net) throw std::logic_error("QuantizedModel has no network yet: build it from a Model or load a saved state first");
 }
 
+template <typename State>
+void requireQuantized(const State& state) {
+  requireBuilt(state.net.get());
+  if (!state.ready) throw std::logic_error("QuantizedModel is not quantized yet: calibrate() on some batches, then finalize()");
+}
+
 }  // namespace
 
 Napi::Function QuantizedModelWrap::define(Napi::Env env) {
@@ -122,8 +128,7 @@ Napi::Value QuantizedModelWrap::forward(const Napi::CallbackInfo& info) {
     return Addon::of(env).queue().run<torch::Tensor>(
         env,
         [state, images] {
-          requireBuilt(state->net.get());
-          if (!state->ready) throw std::logic_error("QuantizedModel is not quantized yet: calibrate() on some batches, then finalize()");
+          requireQuantized(*state);
           // the engine is process-wide: another model may have chosen a different one since
           q::selectEngine(state->options.engine);
           return state->net->forward(images.to(torch::kCPU, torch::kFloat));
@@ -141,8 +146,7 @@ Napi::Value QuantizedModelWrap::quantizeInput(const Napi::CallbackInfo& info) {
     return Addon::of(env).queue().run<torch::Tensor>(
         env,
         [state, images] {
-          requireBuilt(state->net.get());
-          if (!state->ready) throw std::logic_error("QuantizedModel is not quantized yet: calibrate() on some batches, then finalize()");
+          requireQuantized(*state);
           return state->net->quantizeInput(images.to(torch::kCPU, torch::kFloat)).int_repr().contiguous();
         },
         [](Napi::Env e, torch::Tensor& out) -> Napi::Value { return TensorWrap::wrap(e, out); });
@@ -158,8 +162,7 @@ Napi::Value QuantizedModelWrap::state(const Napi::CallbackInfo& info) {
     return Addon::of(env).queue().run<q::NamedTensors>(
         env,
         [state] {
-          requireBuilt(state->net.get());
-          if (!state->ready) throw std::logic_error("QuantizedModel is not quantized yet: calibrate() on some batches, then finalize()");
+          requireQuantized(*state);
           return state->net->state();
         },
         [](Napi::Env e, q::NamedTensors& out) -> Napi::Value {
