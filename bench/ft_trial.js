@@ -341,7 +341,33 @@ async function kindInt8(s) {
   return { ...int8, fp32ImgPerSec: fp32.imgPerSec, fp32ChannelsLastImgPerSec: fp32ChannelsLast.imgPerSec, engine: quantized.engine };
 }
 
-const KINDS = { int8: kindInt8, step: kindStep, epoch: kindEpoch, loader: kindLoader, features: kindFeatures, drift: kindDrift, augment: kindAugment };
+// structured channel pruning (issue 19): ResNet-18's eval forward dense, then with `amount` of
+// each block's inner channels removed (shrink.shrinkChannels), in one process; parameters and the
+// saved weights' size of both
+async function kindShrink(s) {
+  const model = ft.createModel(s.arch, { numClasses: s.numClasses }).eval();
+  const x = ft.randn([s.batch, 3, s.size, s.size]);
+  const forward = async () => (await model.forward(x)).dispose();
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ft-bench-shrink-'));
+  const measure = async (name) => {
+    const speed = await runSteps(forward, s.warmup, s.steps, s.batch);
+    let parameters = 0;
+    for (const t of model.namedParameters().values()) parameters += t.shape.reduce((a, b) => a * b, 1);
+    const file = path.join(dir, `${name}.pth`);
+    await ft.saveWeights(file, model.stateDict());
+    return { imgPerSec: speed.imgPerSec, parameters, fileBytes: fs.statSync(file).size };
+  };
+  try {
+    const dense = await measure('dense');
+    await ft.shrink.shrinkChannels(model, { amount: s.amount });
+    const shrunk = await measure('shrunk');
+    return { ...shrunk, dense, amount: s.amount };
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+const KINDS = { int8: kindInt8, shrink: kindShrink, step: kindStep, epoch: kindEpoch, loader: kindLoader, features: kindFeatures, drift: kindDrift, augment: kindAugment };
 
 // bench/ddp_trial.js builds its ranks' batches and timings with the same helpers
 module.exports = { now, median, randomLabels, makeImages };

@@ -8,7 +8,7 @@
 //
 //   node bench/run.js [--full] [--threads N] [--repeats N] [--only a,b] [--ddp] [--ddp-steps N] [--quiet-wait S] [--retries N] [--out FILE]
 //
-// Groups for --only: step, networks, bf16, int8, channels-last, blas, epoch, loader, augment, features, drift, and ddp (only when
+// Groups for --only: step, networks, bf16, int8, pruning, channels-last, blas, epoch, loader, augment, features, drift, and ddp (only when
 // asked: --ddp is --only ddp; data-parallel on c10d, finetorch alone, its own table).
 const fs = require('fs');
 const os = require('os');
@@ -39,7 +39,7 @@ function expertAllocators() {
 // dist/ in main(): cleared from every child's environment, and given to the diagnostic
 // "PyTorch expert + finetorch's thread-pool settings"
 let THREAD_POOL_DEFAULTS = {};
-const GROUPS = ['step', 'networks', 'bf16', 'int8', 'channels-last', 'blas', 'epoch', 'loader', 'augment', 'features', 'drift', 'ddp'];
+const GROUPS = ['step', 'networks', 'bf16', 'int8', 'pruning', 'channels-last', 'blas', 'epoch', 'loader', 'augment', 'features', 'drift', 'ddp'];
 // groups a plain `npm run bench` leaves out
 const ON_REQUEST = ['ddp'];
 
@@ -523,6 +523,11 @@ async function main() {
       add('resnet18-int8', 'ft', spec);
     }
   }
+  // structured channel pruning (issue 19): dense vs half of each block's inner channels removed,
+  // finetorch only (PyTorch's prune masks, it does not remove channels)
+  if (want('pruning')) {
+    for (let r = 0; r < st.repeats; r++) add('resnet18-shrink', 'ft', { kind: 'shrink', arch: 'resnet18', size: st.size, batch: st.batch, numClasses: 1000, amount: 0.5, ...st.eval });
+  }
   if (want('channels-last')) {
     for (const mode of ['train', 'eval']) {
       const spec = { kind: 'step', arch: 'resnet18', mode, size: st.size, batch: st.batch, numClasses: 101, ...st[mode], channelsLast: true };
@@ -704,6 +709,18 @@ async function main() {
     fig({
       id: 'resnet18-int8-gain', figure: `ResNet-18 int8 eval, ${res}: img/s (ratio: ÷ finetorch's own fp32 eval in the same processes, ${fmt(fp32, 1)} img/s ${layout})`, unit: 'img/s', pytorch: NaN, finetorch: f, ratio: f / fp32,
       finetorchFp32: fp32Contiguous, finetorchFp32ChannelsLast: fp32ChannelsLast, goal: '≥ 4 × finetorch fp32', met: f / fp32 >= 4, noise: noisy(name),
+    });
+  }
+  if (results['resnet18-shrink']) {
+    const name = 'resnet18-shrink';
+    const amount = pick(name, 'ft')[0].amount;
+    const dense = med(name, 'ft', (r) => r.dense.imgPerSec);
+    const shrunk = med(name, 'ft', ips);
+    const params = pick(name, 'ft')[0];
+    fig({
+      id: name, figure: `ResNet-18 eval with ${amount * 100}% of each block's inner channels removed, ${res}: img/s (ratio: ÷ the dense model, ${fmt(dense, 1)} img/s; parameters ${fmt(params.parameters / 1e6, 2)} M of ${fmt(params.dense.parameters / 1e6, 2)} M, weights file ×${fmt(params.fileBytes / params.dense.fileBytes, 2)})`,
+      unit: 'img/s', pytorch: NaN, finetorch: shrunk, ratio: shrunk / dense, goal: 'info', noise: noisy(name),
+      dense, parametersRatio: params.parameters / params.dense.parameters, fileRatio: params.fileBytes / params.dense.fileBytes,
     });
   }
   if (results['resnet18-train']) {
