@@ -99,6 +99,8 @@ async function kindStep(s) {
       layout = 'channels-last batch + weights';
     }
   }
+  // conv algorithm: the library API's default (direct) unless the spec asks (the trainer's choice)
+  if (s.convAlgorithm) await model.convAlgorithm(s.convAlgorithm);
   // mixed precision around forward + loss, as torch.autocast in bench/py_trial.py
   const options = s.amp ? { amp: s.amp } : {};
   let fn;
@@ -110,7 +112,7 @@ async function kindStep(s) {
     model.eval();
     fn = () => ft.evalStep(model, images, labels, options);
   }
-  return { ...(await runSteps(fn, s.warmup, s.steps, s.batch)), layout, amp: s.amp ?? 'none' };
+  return { ...(await runSteps(fn, s.warmup, s.steps, s.batch)), layout, amp: s.amp ?? 'none', convAlgorithm: s.convAlgorithm ?? 'direct' };
 }
 
 function readFiles(s) {
@@ -120,9 +122,13 @@ function readFiles(s) {
 async function kindEpoch(s) {
   const samples = readFiles(s);
   // the layout `finetorch train` uses unless told otherwise (configs/base.yaml), or the spec's
-  const channelsLast = s.channelsLast ?? ft.resolveConfig({}).channels_last;
+  const defaults = ft.resolveConfig({});
+  const channelsLast = s.channelsLast ?? defaults.channels_last;
   const model = ft.createModel('resnet18', { numClasses: s.numClasses });
   if (channelsLast) await model.channelsLast(true);
+  // and its convolutions, as the trainer chooses them (conv_algorithm auto: Winograd where available)
+  const convAlgorithm = s.convAlgorithm ?? (ft.convAlgorithmFor ? ft.convAlgorithmFor(defaults.conv_algorithm, 'cpu') : 'direct');
+  if (model.convAlgorithm) await model.convAlgorithm(convAlgorithm);
   model.train();
   const opt = ft.createOptimizer(model, { type: 'sgd', lr: 0.01, momentum: 0.9 });
   const x = await makeImages(s.batch, s.size, channelsLast);
@@ -158,7 +164,7 @@ async function kindEpoch(s) {
     log(`ft epoch ${e}: ${seen} images in ${dt.toFixed(2)} s (${(seen / dt).toFixed(1)} img/s, ${wait.toFixed(2)} s waiting for data)`);
   }
   const inMemory = await runSteps(() => ft.trainStep(model, opt, x, y, stepOptions), 0, s.inMemSteps, s.batch);
-  return { epochs, inMemory, cacheMB: cache.byteLength / 2 ** 20, layout: channelsLast ? 'channels-last (finetorch train default)' : 'contiguous', amp: s.amp ?? 'none' };
+  return { epochs, inMemory, cacheMB: cache.byteLength / 2 ** 20, layout: channelsLast ? 'channels-last (finetorch train default)' : 'contiguous', amp: s.amp ?? 'none', convAlgorithm };
 }
 
 async function kindLoader(s) {

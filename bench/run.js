@@ -441,6 +441,7 @@ async function main() {
   const add = (name, side, spec, extra = {}) => trials.push({ name, side, spec: { threads, seed: 0, ...spec }, ...extra });
   const tuned = { env: MALLOC_TUNING };
   const experts = expertAllocators();
+  const winograd = info.winograd?.available === true;
   const addExperts = (name, spec, extra = {}) => {
     for (const a of experts) add(name, a.side, spec, { ...extra, env: a.env });
   };
@@ -460,6 +461,8 @@ async function main() {
           add(`${arch}-${mode}`, 'py', spec);
           addExperts(`${arch}-${mode}`, spec);
           add(`${arch}-${mode}`, 'ft', spec);
+          // ResNet-18 training with the trainer's Winograd convolutions (conv_algorithm auto), where this build has them
+          if (winograd && arch === 'resnet18' && mode === 'train') add(`${arch}-${mode}`, 'ftWino', { ...spec, convAlgorithm: 'winograd' });
           // finetorch with malloc tuned by the environment too (its block cache makes this moot): --full only
           if (opts.full) add(`${arch}-${mode}`, 'ftTuned', spec, tuned);
         }
@@ -559,6 +562,8 @@ async function main() {
       add('epoch', 'py', spec, { pss: true });
       addExperts('epoch', spec, { pss: true });
       add('epoch', 'ft', spec, { pss: true });
+      // the trainer's epoch uses Winograd convolutions where available: the same epoch with ATen's direct ones
+      if (winograd) add('epoch', 'ftDirect', { ...spec, convAlgorithm: 'direct' });
       if (opts.full) add('epoch', 'ftTuned', spec, { pss: true, ...tuned });
       if (want('bf16')) {
         // the same epoch under bf16 autocast on both sides (--only epoch,bf16)
@@ -664,6 +669,7 @@ async function main() {
         pytorchExpert: e.value, expertAllocator: e.allocator, ratioExpert: f / e.value,
         goal: '≥ 1.00 × expert', met: f / e.value >= 1, finetorchTuned: t, ratioTuned: t / py, pytorchThreads: med(name, 'pyThreads', ips), noise: noisy(name),
         perStep: perStepCounters(name, e),
+        ...(results[name].ftWino ? { finetorchWinograd: med(name, 'ftWino', ips), ratioExpertWinograd: med(name, 'ftWino', ips) / e.value } : {}),
         ...(NEXT_NETWORKS.some(([a]) => a === arch) ? { pytorchChannelsLast: med(name, 'pyCl', ips), ratioChannelsLast: f / med(name, 'pyCl', ips) } : {}),
       });
     }
@@ -761,10 +767,13 @@ async function main() {
     const ftN = ep('ft', 'later');
     const tN = ep('ftTuned', 'later');
     const layout = pick('epoch', 'ft')[0]?.layout;
-    const desc = `${data.epochCount} JPEGs, RandomResizedCrop ${s.epoch.size} + flip + ColorJitter 0.1, ResNet-18 train, batch ${s.epoch.batch}${layout ? `; finetorch ${layout}, PyTorch contiguous` : ''}`;
+    const algorithm = pick('epoch', 'ft')[0]?.convAlgorithm;
+    const desc = `${data.epochCount} JPEGs, RandomResizedCrop ${s.epoch.size} + flip + ColorJitter 0.1, ResNet-18 train, batch ${s.epoch.batch}${layout ? `; finetorch ${layout}${algorithm ? `, ${algorithm} convolutions` : ''}, PyTorch contiguous` : ''}`;
     fig({
       id: 'epoch', figure: `finetune epoch (${desc}), later epochs: s (ratio: PyTorch ÷ finetorch)`, unit: 's', pytorch: pyN, finetorch: ftN, ratio: pyN / ftN,
       pytorchExpert: eN.value, expertAllocator: eN.allocator, ratioExpert: eN.value / ftN, goal: '≥ 1.5 × expert', met: eN.value / ftN >= 1.5, finetorchTuned: tN, ratioTuned: pyN / tN, lowerIsBetter: true, noise: noisy('epoch'),
+      convAlgorithm: pick('epoch', 'ft')[0]?.convAlgorithm,
+      ...(results.epoch.ftDirect ? { finetorchDirect: ep('ftDirect', 'later'), ratioExpertDirect: eN.value / ep('ftDirect', 'later') } : {}),
     });
     fig({
       id: 'epoch-first', figure: 'finetune epoch, first epoch (finetorch decodes, then caches): s (PyTorch ÷ finetorch)', unit: 's', pytorch: py1, finetorch: ft1, ratio: py1 / ft1,
@@ -904,6 +913,9 @@ async function main() {
     ].filter(Boolean).map((part) => `${f.id}: ${part}\n`).join('')).join('') +
     // the next networks: PyTorch also computing in channels-last, as finetorch does on the CPU
     figures.filter((f) => f.ratioChannelsLast).map((f) => `${f.id}: PyTorch with channels_last model + batch (${threadsAllocator.label}): ${fmt(f.pytorchChannelsLast)} img/s, finetorch ÷ that ${fmt(f.ratioChannelsLast)}\n`).join('') +
+    // Winograd (the trainer's conv_algorithm auto) against ATen's direct convolutions
+    figures.filter((f) => Number.isFinite(f.finetorchWinograd)).map((f) => `${f.id}: finetorch with Winograd convolutions (conv_algorithm auto, as the trainer runs): ${fmt(f.finetorchWinograd)} img/s, ÷ PyTorch expert ${fmt(f.ratioExpertWinograd)}\n`).join('') +
+    figures.filter((f) => Number.isFinite(f.finetorchDirect)).map((f) => `${f.id}: finetorch's convolutions ${f.convAlgorithm}; with ATen's direct ones (conv_algorithm direct): ${fmt(f.finetorchDirect)} s, PyTorch expert ÷ that ${fmt(f.ratioExpertDirect)}\n`).join('') +
     figures.filter((f) => f.openblasGainPyTorch).map((f) => `OpenBLAS vs reference BLAS (AlexNet train): PyTorch ×${fmt(f.openblasGainPyTorch)}, finetorch ×${fmt(f.openblasGainFinetorch)}\n`).join('') +
     figures.filter((f) => f.breakdown).map((f) => `feature_extract, finetorch's ${fmt(f.finetorch, 1)} s: ${fmt(f.breakdown.untilFeatureCacheSeconds, 1)} s until the feature cache is ready (scan, decode, backbone once), ` +
       `${fmt(f.breakdown.epochsSeconds, 1)} s for the epochs (${fmt(f.breakdown.headTrainSeconds, 1)} s of it the trainer's train loops: head steps and the per-epoch NaN check; the rest validation and checkpoint writes), ${fmt(f.breakdown.afterTestSeconds, 1)} s after the test. ` +

@@ -53,6 +53,8 @@ export interface RuntimeInfo {
   cudnnAvailable: boolean;
   mkldnnAvailable: boolean;
   parallelInfo: string;
+  /** oneDNN's f32 Winograd for training convolutions: whether this build and CPU have it, and why not. */
+  winograd: { available: boolean; reason: string };
 }
 
 export type NamedTensors = Array<[string, NativeTensor]>;
@@ -88,6 +90,7 @@ export interface NativeModel {
   namedGradients(): NamedTensors;
   to(device: string): Promise<void>;
   setChannelsLast(flag: boolean): Promise<void>;
+  setConvAlgorithm(algorithm: 'direct' | 'winograd'): Promise<void>;
   /** Names of parameters and buffers holding NaN or Inf. */
   nonFinite(trainableOnly: boolean): Promise<string[]>;
   readonly device: string;

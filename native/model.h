@@ -33,6 +33,7 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
   Napi::Value namedGradients(const Napi::CallbackInfo& info);
   Napi::Value to(const Napi::CallbackInfo& info);
   Napi::Value setChannelsLast(const Napi::CallbackInfo& info);
+  Napi::Value setConvAlgorithm(const Napi::CallbackInfo& info);
   Napi::Value nonFinite(const Napi::CallbackInfo& info);
   Napi::Value device(const Napi::CallbackInfo& info);
   Napi::Value headPrefix(const Napi::CallbackInfo& info);

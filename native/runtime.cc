@@ -8,6 +8,7 @@
 #include "cpu_allocator.h"
 #include "device.h"
 #include "errors.h"
+#include "ops/winograd_conv.h"
 #include "tensor.h"
 
 namespace finetorch {
@@ -23,6 +24,11 @@ Napi::Value info(const Napi::CallbackInfo& info) {
   result.Set("cudnnAvailable", torch::cuda::cudnn_is_available());
   result.Set("mkldnnAvailable", at::hasMKLDNN());
   result.Set("parallelInfo", at::get_parallel_info());
+  auto winograd = winogradSupport();
+  auto winogradInfo = Napi::Object::New(env);
+  winogradInfo.Set("available", winograd.available);
+  winogradInfo.Set("reason", winograd.reason);
+  result.Set("winograd", winogradInfo);
   return result;
 }
 

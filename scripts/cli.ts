@@ -161,6 +161,7 @@ export function buildProgram(): Command {
     .option('--seed <n>', `random seed${d('seed')}`, nonNegativeInt)
     .option('--seeds <list>', 'run the recipe once per seed, e.g. 0,1,2 (sibling run folders; compare shows mean ± std)', seedList)
     .option('--image-size <n>', `input crop size${d('image_size')}`, positiveInt)
+    .addOption(new Option('--conv-algorithm <name>', `3x3 training convolutions on the CPU: Winograd where available, or ATen's direct kernels${d('conv_algorithm')}`).choices(['auto', 'direct', 'winograd']))
     .addOption(new Option('--augment-policy <policy>', `TrivialAugmentWide, RandAugment or AutoAugment after crop and flip (finetune, scratch)${d('augmentation.policy')}`).choices([...AUGMENT_POLICIES]))
     .option('--random-erasing <p>', `RandomErasing probability per image (0-1)${d('augmentation.random_erasing')}`, nonNegativeNumber)
     .option('--mixup-alpha <alpha>', `MixUp Beta(alpha, alpha); 0: off${d('augmentation.mixup_alpha')}`, nonNegativeNumber)
@@ -198,6 +199,7 @@ export function buildProgram(): Command {
         const overrides = (lrKey: 'learning_rate' | 'finetune_lr') => ({
           phase: opts.phase, arch: opts.arch, head: opts.head, attention: opts.attention, 'data.root': opts.data, weights: opts.weights, epochs: opts.epochs,
           batch_size: opts.batchSize, [lrKey]: opts.lr, device: opts.device, seed: opts.seed, seeds: opts.seeds, image_size: opts.imageSize,
+          conv_algorithm: opts.convAlgorithm,
           'augmentation.policy': opts.augmentPolicy, 'augmentation.random_erasing': opts.randomErasing,
           'augmentation.mixup_alpha': opts.mixupAlpha, 'augmentation.cutmix_alpha': opts.cutmixAlpha,
           init_checkpoint: opts.init, output_dir: opts.out, run_name: opts.name, quiet: opts.quiet, ...(opts.set ?? {}),

@@ -39,11 +39,11 @@ can_apt() { [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; }
 # 1. libtorch
 if ! libtorch_found; then
   if can_apt; then
-    apt_install libtorch-dev libopenblas0-pthread libgloo-dev cmake g++
+    apt_install libtorch-dev libopenblas0-pthread libgloo-dev libdnnl-dev cmake g++
   else
     cat >&2 <<'MSG'
 [setup] libtorch was not found. Either:
-  - on Debian/Ubuntu:  sudo apt-get install -y libtorch-dev libopenblas0-pthread libgloo-dev cmake g++
+  - on Debian/Ubuntu:  sudo apt-get install -y libtorch-dev libopenblas0-pthread libgloo-dev libdnnl-dev cmake g++
   - or download libtorch (https://pytorch.org, CPU or CUDA zip), unpack it and
       export LIBTORCH=/path/to/libtorch
   - or use a pip torch:  pip install torch  (found through torch.utils.cmake_prefix_path)
@@ -61,6 +61,11 @@ fi
 # the library code but not these headers, nor does pip torch)
 if command -v dpkg >/dev/null 2>&1 && dpkg -s libtorch-dev >/dev/null 2>&1 && ! dpkg -s libgloo-dev >/dev/null 2>&1; then
   if can_apt; then apt_install libgloo-dev; else say "tip: apt-get install libgloo-dev (distributed training: finetorch train --nproc-per-node)"; fi
+fi
+# oneDNN's headers: with them the addon calls the oneDNN Debian's libtorch links for Winograd
+# training convolutions (conv_algorithm auto; ResNet-18 train step x1.4 on an AVX-512 CPU)
+if command -v dpkg >/dev/null 2>&1 && dpkg -s libtorch-dev >/dev/null 2>&1 && ! dpkg -s libdnnl-dev >/dev/null 2>&1; then
+  if can_apt; then apt_install libdnnl-dev; else say "tip: apt-get install libdnnl-dev (Winograd training convolutions), then npm run build:native"; fi
 fi
 for tool in cmake c++; do
   if ! command -v $tool >/dev/null 2>&1; then

@@ -93,6 +93,7 @@ export const SCHEMA = {
   },
   amp: { kind: 'enum', values: ['fp16', 'bf16', 'auto'], orBoolean: true },
   channels_last: { kind: 'boolean' },
+  conv_algorithm: { kind: 'enum', values: ['auto', 'direct', 'winograd'] },
   device: { kind: 'string', pattern: /^(auto|cpu|cuda(:\d+)?)$/, hint: "'auto', 'cpu', 'cuda' or 'cuda:N'" },
   threads: { kind: 'number', min: 1, max: 1024, integer: true, nullable: true },
   seed: { kind: 'number', min: 0, max: 0xffffffff, integer: true },

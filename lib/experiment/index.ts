@@ -1,6 +1,6 @@
 export { resolveConfig, readYaml, configsDir, configToYaml, ConfigError, PHASES, SCHEMA } from './config';
 export type { Config, Phase, SinglePhase } from './config';
-export { train, runPhase, InterruptedError } from './trainer';
+export { train, runPhase, InterruptedError, convAlgorithmFor } from './trainer';
 export type { RunHooks } from './trainer';
 export { readResults, writeResults } from './results';
 export type { PhaseResult, RunResults, TestPrediction } from './results';

@@ -12,9 +12,9 @@ import { deriveSeed, Random } from '../data/random';
 import { DistributedFailure, type GradientSync, type ProcessGroup } from '../distributed/process-group';
 import { distributedShard, evaluationShard } from '../distributed/sampler';
 import type { Split } from '../data/splits';
-import { createModel, type Model } from '../models/model';
+import { createModel, type ConvAlgorithm, type Model } from '../models/model';
 import { loadPretrained } from '../models/weights';
-import { getNumThreads, manualSeed, resolveDevice, setCudnnBenchmark, setNumThreads } from '../runtime';
+import { getNumThreads, manualSeed, resolveDevice, runtimeInfo, setCudnnBenchmark, setNumThreads } from '../runtime';
 import { resizeChannels, channelWidths } from '../models/shrink';
 import { loadCheckpoint, loadCheckpointWeights, restoreCheckpoint, writeCheckpoints } from '../training/checkpoint';
 import { createOptimizer, type Optimizer } from '../training/optimizer';
@@ -23,7 +23,7 @@ import { trainStep } from '../training/steps';
 import { tensor, type Tensor } from '../tensor';
 import { pct } from '../utils/format';
 import { imageBatches, ONE_PROCESS, type PhaseBatches, type SampleShards } from './batches';
-import type { Config } from './config';
+import { ConfigError, type Config } from './config';
 import { evaluate, type Evaluation, type LabelledBatches } from './evaluate';
 import { buildFeatureCache } from './feature-cache';
 import { AverageMeter, ProgressLine } from './meters';
@@ -327,12 +327,26 @@ async function createPhaseModel(config: PhaseConfig, plan: PhasePlan, numClasses
       setCudnnBenchmark(true);
     }
     if (config.channels_last) await model.channelsLast(true);
+    await model.convAlgorithm(convAlgorithmFor(config.conv_algorithm, device));
     applyPlan(model, plan);
     return model;
   } catch (error) {
     model.dispose();
     throw error;
   }
+}
+
+/**
+ * conv_algorithm as this process can honour it: 'auto' is Winograd on a CPU whose build and
+ * hardware have it (runtimeInfo().winograd), direct elsewhere; an explicit 'winograd' that cannot
+ * run is an error saying why. On CUDA the convolutions are cuDNN's whatever is chosen.
+ */
+export function convAlgorithmFor(choice: Config['conv_algorithm'], device: string): ConvAlgorithm {
+  if (choice === 'direct' || device.startsWith('cuda')) return 'direct';
+  const support = runtimeInfo().winograd;
+  if (choice === 'auto') return support.available ? 'winograd' : 'direct';
+  if (!support.available) throw new ConfigError(`conv_algorithm 'winograd' is not available: ${support.reason} (use conv_algorithm auto or direct)`);
+  return 'winograd';
 }
 
 async function initialiseWeights(model: Model, config: PhaseConfig, plan: PhasePlan, hooks: RunHooks, log: (line: string) => void): Promise<void> {

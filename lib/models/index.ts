@@ -1,5 +1,5 @@
-export { Model, createModel, ARCHITECTURES, HEADS } from './model';
-export type { Architecture, HeadKind, ModelOptions, StateDict, LoadResult, FreezeOptions } from './model';
+export { Model, createModel, ARCHITECTURES, HEADS, CONV_ALGORITHMS } from './model';
+export type { Architecture, HeadKind, ConvAlgorithm, ModelOptions, StateDict, LoadResult, FreezeOptions } from './model';
 export { loadWeights, saveWeights, loadPretrained, loadTorchFile, saveTorchFile, findStateDict } from './weights';
 export type { LoadedWeights, WeightFormat, PretrainedLoadResult } from './weights';
 export { readSafetensors, writeSafetensors } from './safetensors';

@@ -7,6 +7,8 @@
 
 #include <torch/nn.h>
 
+#include "ops/winograd_conv.h"
+
 namespace finetorch {
 
 enum class HeadKind { Linear, Conv1x1 };
@@ -36,6 +38,9 @@ class Net : public torch::nn::Module {
   // The state_dict prefix of the replaceable head ("fc", "classifier.6", "classifier.3", "classifier.1").
   virtual std::string headPrefix() const = 0;
   virtual int64_t featureDim() const = 0;
+  // How the 3x3 convolutions of a training step are computed (ops/winograd_conv.h); the blocks
+  // that use it hold this same object. Networks without such blocks ignore it.
+  const std::shared_ptr<ConvolutionChoice> convolutionChoice = std::make_shared<ConvolutionChoice>();
 };
 
 std::shared_ptr<Net> createNet(const NetOptions& options);

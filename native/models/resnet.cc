@@ -20,7 +20,9 @@ nn::Conv2d conv(int64_t in, int64_t out, int64_t kernel, int64_t stride = 1) {
 class BasicBlockImpl : public nn::Module {
  public:
   static constexpr int64_t kExpansion = 1;
-  BasicBlockImpl(int64_t in, int64_t planes, int64_t stride, AttentionKind attentionKind) {
+  BasicBlockImpl(int64_t in, int64_t planes, int64_t stride, AttentionKind attentionKind,
+                 std::shared_ptr<ConvolutionChoice> choice)
+      : choice_(std::move(choice)) {
     conv1 = register_module("conv1", conv(in, planes, 3, stride));
     bn1 = register_module("bn1", nn::BatchNorm2d(planes));
     conv2 = register_module("conv2", conv(planes, planes, 3));
@@ -31,8 +33,8 @@ class BasicBlockImpl : public nn::Module {
     }
   }
   torch::Tensor forward(const torch::Tensor& x) {
-    auto out = bn1->forward(conv1->forward(x)).relu_();
-    out = attention(bn2->forward(conv2->forward(out)));
+    auto out = bn1->forward(convolve(*conv1, x, choice_.get())).relu_();
+    out = attention(bn2->forward(convolve(*conv2, out, choice_.get())));
     out += downsample ? downsample->forward(x) : x;
     return torch::relu_(out);
   }
@@ -40,13 +42,18 @@ class BasicBlockImpl : public nn::Module {
   nn::BatchNorm2d bn1{nullptr}, bn2{nullptr};
   BlockAttention attention;
   nn::Sequential downsample{nullptr};
+
+ private:
+  std::shared_ptr<ConvolutionChoice> choice_;
 };
 TORCH_MODULE(BasicBlock);
 
 class BottleneckImpl : public nn::Module {
  public:
   static constexpr int64_t kExpansion = 4;
-  BottleneckImpl(int64_t in, int64_t planes, int64_t stride, AttentionKind attentionKind) {
+  BottleneckImpl(int64_t in, int64_t planes, int64_t stride, AttentionKind attentionKind,
+                 std::shared_ptr<ConvolutionChoice> choice)
+      : choice_(std::move(choice)) {
     conv1 = register_module("conv1", conv(in, planes, 1));
     bn1 = register_module("bn1", nn::BatchNorm2d(planes));
     conv2 = register_module("conv2", conv(planes, planes, 3, stride));  // stride on the 3x3 (v1.5)
@@ -61,7 +68,7 @@ class BottleneckImpl : public nn::Module {
   }
   torch::Tensor forward(const torch::Tensor& x) {
     auto out = bn1->forward(conv1->forward(x)).relu_();
-    out = bn2->forward(conv2->forward(out)).relu_();
+    out = bn2->forward(convolve(*conv2, out, choice_.get())).relu_();
     out = attention(bn3->forward(conv3->forward(out)));
     out += downsample ? downsample->forward(x) : x;
     return torch::relu_(out);
@@ -70,6 +77,9 @@ class BottleneckImpl : public nn::Module {
   nn::BatchNorm2d bn1{nullptr}, bn2{nullptr}, bn3{nullptr};
   BlockAttention attention;
   nn::Sequential downsample{nullptr};
+
+ private:
+  std::shared_ptr<ConvolutionChoice> choice_;
 };
 TORCH_MODULE(Bottleneck);
 
@@ -85,7 +95,7 @@ class ResNet : public Net {
       nn::Sequential blocks;
       for (int64_t i = 0; i < depths[stage]; i++) {
         int64_t stride = (i == 0 && stage > 0) ? 2 : 1;
-        blocks->push_back(Block(inplanes_, planes[stage], stride, o.attention));
+        blocks->push_back(Block(inplanes_, planes[stage], stride, o.attention, convolutionChoice));
         inplanes_ = planes[stage] * expansion;
       }
       layers_.push_back(register_module("layer" + std::to_string(stage + 1), blocks));

@@ -207,6 +207,7 @@ function makeGenerators(wild: boolean): Generators {
     },
     'model.to': { weight: 1, args: args(ref('model'), or(one('cpu', 'cuda', 'cuda:0'))) },
     'model.channelsLast': { weight: 1, args: args(ref('model'), opt(bool)) },
+    'model.convAlgorithm': { weight: 1, args: args(ref('model'), or(one('direct', 'winograd', 'fast', 7))) },
     'model.nonFinite': { weight: 1, args: args(ref('model'), opt(or(obj({}, { trainableOnly: bool })))) },
     'model.inspect': { weight: 1, args: args(ref('model')) },
     'model.dispose': { weight: 1, args: args(ref('model')) },

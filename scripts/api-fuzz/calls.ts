@@ -109,7 +109,7 @@ export const OP_NAMES = [
   // models and their state dicts
   'createModel', 'model.forward', 'model.features', 'model.classify', 'model.backward', 'model.namedGradients', 'model.train',
   'model.eval', 'model.freeze', 'model.unfreeze', 'model.stateDict', 'model.namedParameters', 'model.trainableParameters',
-  'model.loadStateDict', 'model.to', 'model.channelsLast', 'model.nonFinite', 'model.inspect', 'model.dispose',
+  'model.loadStateDict', 'model.to', 'model.channelsLast', 'model.convAlgorithm', 'model.nonFinite', 'model.inspect', 'model.dispose',
   'model.forwardThenDispose', 'state.take', 'state.disposeOne', 'exportOnnx',
   // optimizers, schedulers, loss scaling, steps
   'createOptimizer', 'optimizer.getLr', 'optimizer.setLr', 'optimizer.stateDict', 'optimizer.loadStateDict', 'optimizer.dispose',

@@ -12,7 +12,7 @@ import {
   cat, createModel, createOptimizer, createScheduler, DataLoader, EventWriter, evalStep, evalTransform, exportOnnx, GradientSync, GradScaler, ImageCache,
   indexSelect, matmul, MetricsLog, Model, Optimizer, ProcessGroup, randn, Tensor, tensor, trainStep, trainTransform,
   applyPolicySteps, BatchMix, pruning, QuantizedModel, quantizeModel, Random, shrink,
-  type Batch, type DecodedImage, type MixDraw, type PolicyStep, type LrScheduler, type OptimizerState, type Sample, type StateDict,
+  type Batch, type ConvAlgorithm, type DecodedImage, type MixDraw, type PolicyStep, type LrScheduler, type OptimizerState, type Sample, type StateDict,
 } from '../../lib';
 import { KINDS, type Arg, type Kind, type OpName } from './calls';
 
@@ -309,6 +309,7 @@ export const CATALOGUE: Record<OpName, Operation> = {
   },
   'model.to': { receiver: 'model', run: async (_, [m, device]) => void (await (m as Model).to(device)) },
   'model.channelsLast': { receiver: 'model', run: async (_, [m, flag]) => void (await (m as Model).channelsLast(flag)) },
+  'model.convAlgorithm': { receiver: 'model', run: async (_, [m, name]) => void (await (m as Model).convAlgorithm(name as ConvAlgorithm)) },
   'model.nonFinite': { receiver: 'model', run: (_, [m, options]) => (m as Model).nonFinite(options) },
   'model.inspect': {
     receiver: 'model',
