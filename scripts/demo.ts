@@ -1,7 +1,7 @@
 // npm run demo: the seed's experiment end to end on a synthetic dataset, with no downloads.
 //   npm run demo [-- --amp auto|bf16|true|false] [--out DIR]
 //                [--images-per-class N --image-size N --pretrain-epochs N --epochs N --seeds 0,1,2]
-//                [--study attention|augmentation|pruning|precision]   (the study's next steps: variants compared, no scratch run)
+//                [--study attention|augmentation|pruning|precision|convolution]   (the study's next steps: variants compared, no scratch run)
 //                [--nproc-per-node N [--nnodes M --node-rank K --master-addr A --master-port P]]
 import * as path from 'path';
 import { readDistributedEnv } from '../lib/distributed/env';

@@ -184,6 +184,19 @@ function distributed(f: DoctorFacts): Finding[] {
   return [{ area: 'distributed', status: 'ok', detail: `c10d with ${d.backends.join(', ')}; ${how}` }];
 }
 
+// Winograd training convolutions (conv_algorithm auto): info, not a warning, where missing (the
+// direct convolutions work), with the fix where the build rather than the CPU lacks them.
+function convolutions(f: DoctorFacts): Finding[] {
+  const w = f.runtime?.winograd;
+  if (!w) return [];
+  if (w.available) return [{ area: 'convolutions', status: 'ok', detail: "oneDNN's Winograd for ResNet training convolutions (conv_algorithm auto uses it)" }];
+  const buildLacks = /this build/.test(w.reason);
+  return [{
+    area: 'convolutions', status: 'info', detail: `direct convolutions only: ${w.reason}`,
+    ...(buildLacks && f.libtorch.dir?.startsWith('/usr/lib') ? { fix: 'apt-get install libdnnl-dev, then npm run build:native' } : {}),
+  }];
+}
+
 function malloc(f: DoctorFacts): Finding[] {
   const out: Finding[] = [];
   const e = f.env;
@@ -247,6 +260,6 @@ export function diagnose(facts: DoctorFacts): Finding[] {
   return [
     { area: 'node', status: 'ok', detail: `${facts.node} on ${facts.platform}` },
     ...environment(facts),
-    ...libtorch(facts), ...blas(facts), ...threads(facts), ...cpu(facts), ...cuda(facts), ...distributed(facts), ...malloc(facts), ...sharp(facts), ...weights(facts), ...config(facts),
+    ...libtorch(facts), ...blas(facts), ...threads(facts), ...cpu(facts), ...cuda(facts), ...distributed(facts), ...convolutions(facts), ...malloc(facts), ...sharp(facts), ...weights(facts), ...config(facts),
   ];
 }

@@ -1,4 +1,4 @@
-// The study's next steps at demo size (`npm run demo -- --study attention|augmentation|pruning|precision`): the
+// The study's next steps at demo size (`npm run demo -- --study attention|augmentation|pruning|precision|convolution`): the
 // demo's pretrained stand-in weights fine-tuned two-stage on its target classes once per variant
 // and seed, then one comparison of the variants on the same test images (mean ± std over seeds,
 // paired differences with McNemar's test). No download, as for the demo itself.
@@ -43,6 +43,14 @@ export const STUDIES = {
   precision: [
     { name: 'float32', overrides: { amp: false } },
     { name: 'bf16', overrides: { amp: 'bf16' } },
+  ],
+  /**
+   * Fine-tuning with ATen's direct convolutions and with oneDNN's Winograd ones (the trainer's
+   * default where available), from the same stand-in: does accuracy hold with Winograd's rounding?
+   */
+  convolution: [
+    { name: 'direct', overrides: { conv_algorithm: 'direct' } },
+    { name: 'winograd', overrides: { conv_algorithm: 'winograd' } },
   ],
 } satisfies Record<string, StudyVariant[]>;
 

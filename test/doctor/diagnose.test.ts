@@ -93,6 +93,17 @@ describe('diagnose', () => {
     expect(warning!.fix).toMatch(/apt-get install libgloo-dev.*npm run build:native/);
   });
 
+  test('convolutions: Winograd is ok where the build has it; a build without it is information with the fix', () => {
+    const facts = healthy();
+    expect(diagnose(facts).find((f) => f.area === 'convolutions')).toMatchObject({ status: 'ok' });
+    facts.runtime!.winograd = { available: false, reason: 'this build of finetorch has no oneDNN Winograd: it needs ...' };
+    const info = diagnose(facts).find((f) => f.area === 'convolutions');
+    expect(info).toMatchObject({ status: 'info', detail: 'direct convolutions only: this build of finetorch has no oneDNN Winograd: it needs ...' });
+    expect(info!.fix).toBe('apt-get install libdnnl-dev, then npm run build:native');
+    facts.runtime!.winograd = { available: false, reason: 'oneDNN has no f32 Winograd convolution for this CPU (it needs AVX-512): ...' };
+    expect(diagnose(facts).find((f) => f.area === 'convolutions')!.fix).toBeUndefined();
+  });
+
   test('malloc and the CPU block cache turned off are warnings; sharp not loading and corrupt weights are problems', () => {
     const facts = healthy();
     facts.env = { FINETORCH_MALLOC_TUNING: '0', FINETORCH_CPU_CACHE: '0' };

@@ -16,7 +16,7 @@ built.test('--study with an unknown name: exit 2 naming the studies, before any 
   const out = path.join(os.tmpdir(), `finetorch-study-never-${process.pid}`);
   const run = spawnSync(process.execPath, [demoJs, '--study', 'vgg', '--out', out], { encoding: 'utf8', timeout: 60_000 });
   expect(run.status).toBe(2);
-  expect(run.stderr).toMatch(/Expected one of attention, augmentation, pruning, precision for --study but received 'vgg'/);
+  expect(run.stderr).toMatch(/Expected one of attention, augmentation, pruning, precision, convolution for --study but received 'vgg'/);
   expect(fs.existsSync(out)).toBe(false);
 });
 
@@ -29,7 +29,7 @@ test('every variant of every study is a valid config on top of the demo recipe',
   }
 });
 
-test.each(['attention', 'augmentation', 'pruning', 'precision'] as const)('the %s study trains each variant with its settings and compares their fine-tuned models', async (study) => {
+test.each(['attention', 'augmentation', 'pruning', 'precision', 'convolution'] as const)('the %s study trains each variant with its settings and compares their fine-tuned models', async (study) => {
   const out = fs.mkdtempSync(path.join(os.tmpdir(), `finetorch-study-${study}-`));
   try {
     const result = await runStudy(study, { outputDir: out, imagesPerClass: 6, trainPerClass: 3, imageSize: 32, pretrainEpochs: 1, epochs: 1, seeds: [0], quiet: true, log: () => undefined });

@@ -14,6 +14,7 @@ export function healthyFacts(): DoctorFacts {
       torchVersion: '1.13.0', cudaAvailable: false, cudaDeviceCount: 0, cudnnAvailable: false, mkldnnAvailable: true,
       parallelInfo: 'MKL not found\nIntel(R) MKL-DNN v2.6.3 (Git Hash N/A)\nATen parallel backend: OpenMP\n', threads: 4,
       threadPools: { settings: [{ name: 'GOMP_SPINCOUNT', value: '20000', source: 'finetorch' }], loadedEarlier: [] },
+      winograd: { available: true, reason: '' },
     },
     libtorch: { dir: T, files: [`${T}/libtorch_cpu.so.1.13.0`], fileVersion: '1.13.0', otherDirs: [] },
     blas: { kind: 'openblas', file: `${T}/openblas-pthread/libblas.so.3`, version: '0.3.21', reason: "libtorch's libblas.so.3 dependency resolved to it", mapped: [], gflops: 100 },
