@@ -30,8 +30,9 @@ struct ConvolutionChoice {
 
 // conv->forward(x), through Winograd when `choice` asks for it and the call qualifies: a CPU fp32
 // training forward (grad mode on and x or the weight requiring grad, no autocast) of a 3x3,
-// stride 1, padding 1, ungrouped, bias-free convolution with channel counts divisible by 16.
-// Anything else (eval, inference, other shapes) is conv->forward(x) unchanged.
+// stride 1, padding 1, ungrouped, bias-free convolution with channel counts divisible by 16, on
+// maps large enough for Winograd to win (worthIt in the .cc, measured per shape). Anything else
+// (eval, inference, small maps) is conv->forward(x) unchanged.
 torch::Tensor convolve(torch::nn::Conv2dImpl& conv, const torch::Tensor& x, const ConvolutionChoice* choice);
 
 }  // namespace finetorch

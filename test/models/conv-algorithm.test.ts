@@ -1,9 +1,9 @@
 // Model.convAlgorithm('winograd'): ResNet blocks' 3x3 training convolutions through oneDNN's f32
 // Winograd. Checked against the direct convolution on the same weights and batch: gradients agree
 // to rounding, yet differ (so the Winograd kernels really ran), in both weight layouts, with the
-// weights or the input alone needing a gradient; evaluation and frozen backbones stay direct
-// bit for bit; and a short SGD run follows the direct one.
-import { createModel, createOptimizer, manualSeed, randn, runtimeInfo, tensor, trainStep, type Model, type Tensor } from '../../lib';
+// weights or the input alone needing a gradient; evaluation, frozen backbones and maps too small
+// for Winograd to pay stay direct bit for bit; and a short SGD run follows the direct one.
+import { createModel, createOptimizer, indexSelect, manualSeed, randn, runtimeInfo, tensor, trainStep, type Model, type Tensor } from '../../lib';
 import { convAlgorithmFor } from '../../lib/experiment/trainer';
 import { assertPresent, prerequisite } from '../helpers/prerequisite';
 
@@ -13,8 +13,9 @@ const winograd = prerequisite(
   support.available ? null : `${support.reason} (scripts/setup.sh installs libdnnl-dev before it builds)`,
 );
 
-const BATCH = 4;
-const SIZE = 48;
+// 128² and batch 8: layer1-3's maps (32², 16², 8²) are large enough for Winograd, layer4's 4² not
+const BATCH = 8;
+const SIZE = 128;
 
 async function resnet(algorithm: 'direct' | 'winograd', channelsLast = true): Promise<Model> {
   manualSeed(11);
@@ -25,26 +26,35 @@ async function resnet(algorithm: 'direct' | 'winograd', channelsLast = true): Pr
   return model;
 }
 
-function batch(): { images: Tensor; labels: Tensor } {
+function batch(size = SIZE, count = BATCH): { images: Tensor; labels: Tensor } {
   manualSeed(5);
   return {
-    images: randn([BATCH, 3, SIZE, SIZE]),
-    labels: tensor(BigInt64Array.from({ length: BATCH }, (_, i) => BigInt(i % 10)), [BATCH]),
+    images: randn([count, 3, size, size]),
+    labels: tensor(BigInt64Array.from({ length: count }, (_, i) => BigInt(i % 10)), [count]),
   };
+}
+
+// The same batch in reverse order: the same gradients in exact arithmetic, rounded differently
+// (BatchNorm's and the weights' sums run in another order). That difference is the yardstick.
+async function reversed({ images, labels }: { images: Tensor; labels: Tensor }): Promise<{ images: Tensor; labels: Tensor }> {
+  const order = Array.from({ length: images.shape[0] }, (_, i) => images.shape[0] - 1 - i);
+  return { images: await indexSelect(images, order), labels: await indexSelect(labels, order) };
 }
 
 function values(t: Tensor): Float32Array {
   return t.toTypedArray() as Float32Array;
 }
 
-// Relative L2 error of every gradient the two models hold, and whether any differs at all.
-function compareGradients(a: Model, b: Model): { worst: number; worstName: string; identical: boolean; names: string[] } {
+// Relative L2 error of every gradient the two models hold (the worst, and their geometric mean),
+// and whether any differs at all.
+function compareGradients(a: Model, b: Model): { worst: number; worstName: string; typical: number; identical: boolean; names: string[] } {
   const ga = a.namedGradients();
   const gb = b.namedGradients();
   expect([...gb.keys()].sort()).toEqual([...ga.keys()].sort());
   let worst = 0;
   let worstName = '';
   let identical = true;
+  let logSum = 0;
   for (const [name, t] of ga) {
     const p = values(t);
     const q = values(gb.get(name)!);
@@ -56,9 +66,10 @@ function compareGradients(a: Model, b: Model): { worst: number; worstName: strin
       if (p[i] !== q[i]) identical = false;
     }
     const relative = Math.sqrt(num / Math.max(den, 1e-30));
+    logSum += Math.log(Math.max(relative, 1e-12));
     if (relative > worst) [worst, worstName] = [relative, name];
   }
-  return { worst, worstName, identical, names: [...ga.keys()] };
+  return { worst, worstName, typical: Math.exp(logSum / ga.size), identical, names: [...ga.keys()] };
 }
 
 describe('Model.convAlgorithm', () => {
@@ -84,42 +95,54 @@ winograd.describe('Winograd training convolutions', () => {
   test.each([
     ['channels-last weights', true],
     ['NCHW weights', false],
-  ])('gradients equal the direct convolution to rounding but are computed differently (%s)', async (_label, channelsLast) => {
+  ])('gradients differ from the direct convolution as little as reordering the batch does, but differ (%s)', async (_label, channelsLast) => {
     assertPresent(winograd);
-    const { images, labels } = batch();
+    const data = batch();
     const direct = await resnet('direct', channelsLast);
     const fast = await resnet('winograd', channelsLast);
+    const reorder = await resnet('direct', channelsLast);
     try {
-      const a = await direct.backward(images, labels);
-      const b = await fast.backward(images, labels);
+      const a = await direct.backward(data.images, data.labels);
+      const b = await fast.backward(data.images, data.labels);
+      const back = await reversed(data);
+      await reorder.backward(back.images, back.labels);
       expect(Math.abs(a.loss - b.loss)).toBeLessThan(1e-5 * Math.abs(a.loss));
       const g = compareGradients(direct, fast);
+      const yardstick = compareGradients(direct, reorder);
       expect(g.names.length).toBe(62);
       expect(g.identical).toBe(false); // the Winograd kernels ran
-      expect({ worst: g.worst < 1e-4, name: g.worstName }).toEqual({ worst: true, name: g.worstName });
+      expect(yardstick.identical).toBe(false);
+      // within a few times the rounding of a reordered batch, worst parameter and typical one
+      expect({ worst: g.worst, name: g.worstName, within: g.worst <= 4 * yardstick.worst }).toMatchObject({ within: true });
+      expect({ typical: g.typical, yardstick: yardstick.typical, within: g.typical <= 4 * yardstick.typical }).toMatchObject({ within: true });
     } finally {
       direct.dispose();
       fast.dispose();
+      reorder.dispose();
     }
   });
 
-  test('with layer4 frozen, its convolutions pass the input gradient alone', async () => {
+  test('with layer3 frozen, its convolutions pass the input gradient alone', async () => {
     assertPresent(winograd);
-    const { images, labels } = batch();
+    const data = batch();
+    const back = await reversed(data);
     const direct = await resnet('direct');
     const fast = await resnet('winograd');
+    const reorder = await resnet('direct');
     try {
-      for (const m of [direct, fast]) m.freeze({ only: ['layer4'], freezeBatchNorm: false });
-      await direct.backward(images, labels);
-      await fast.backward(images, labels);
+      for (const m of [direct, fast, reorder]) m.freeze({ only: ['layer3'], freezeBatchNorm: false });
+      await direct.backward(data.images, data.labels);
+      await fast.backward(data.images, data.labels);
+      await reorder.backward(back.images, back.labels);
       const g = compareGradients(direct, fast);
-      expect(g.names.some((n) => n.startsWith('layer4'))).toBe(false);
-      expect(g.names).toContain('layer3.1.conv2.weight');
+      expect(g.names.some((n) => n.startsWith('layer3'))).toBe(false);
+      expect(g.names).toContain('layer2.1.conv2.weight');
       expect(g.identical).toBe(false);
-      expect(g.worst).toBeLessThan(1e-4);
+      expect(g.typical).toBeLessThanOrEqual(4 * compareGradients(direct, reorder).typical);
     } finally {
       direct.dispose();
       fast.dispose();
+      reorder.dispose();
     }
   });
 
@@ -147,7 +170,24 @@ winograd.describe('Winograd training convolutions', () => {
     }
   });
 
-  test('ten SGD steps follow the direct run', async () => {
+  test('maps too small for Winograd to pay (32², batch 2: 8² and less) stay direct, bit for bit', async () => {
+    assertPresent(winograd);
+    const { images, labels } = batch(32, 2);
+    const direct = await resnet('direct');
+    const fast = await resnet('winograd');
+    try {
+      await direct.backward(images, labels);
+      await fast.backward(images, labels);
+      const g = compareGradients(direct, fast);
+      expect(g.names.length).toBe(62);
+      expect(g.identical).toBe(true);
+    } finally {
+      direct.dispose();
+      fast.dispose();
+    }
+  });
+
+  test('ten SGD steps (momentum, all layers) follow the direct run', async () => {
     assertPresent(winograd);
     const { images, labels } = batch();
     const losses: number[][] = [];
@@ -164,8 +204,11 @@ winograd.describe('Winograd training convolutions', () => {
       losses.push(run);
     }
     const [direct, fast] = losses;
-    expect(direct[9]).toBeLessThan(direct[0] * 0.5); // it learned the batch
-    for (let i = 0; i < 10; i++) expect(Math.abs(fast[i] - direct[i])).toBeLessThan(2e-3 * direct[0]);
+    // it learns the batch (2.5 -> 0.002 here); rounding differences grow a little as SGD
+    // amplifies them (at most 0.013 apart here), where a wrong gradient would go its own way
+    expect(direct[9]).toBeLessThan(direct[0] * 0.1);
+    expect(fast[9]).toBeLessThan(fast[0] * 0.1);
+    for (let i = 0; i < 10; i++) expect({ step: i, gap: Math.abs(fast[i] - direct[i]) < 0.02 * direct[0] }).toEqual({ step: i, gap: true });
   });
 });
 
