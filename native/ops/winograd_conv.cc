@@ -191,6 +191,17 @@ struct WinogradConvolutionBackward : autograd::Node {
   }
 };
 
+// Graph nodes are std::shared_ptr in libtorch 1.x and 2.x up to ~2.12, c10::intrusive_ptr after.
+template <typename T>
+auto makeNode() {
+  using Pointer = decltype(autograd::Edge{}.function);
+  if constexpr (std::is_same_v<Pointer, std::shared_ptr<autograd::Node>>) {
+    return std::make_shared<T>();
+  } else {
+    return c10::make_intrusive<T>();
+  }
+}
+
 torch::Tensor winogradConvolve(const torch::Tensor& x, const torch::Tensor& w, Primitives primitives) {
   auto& e = primitives.engine;
   dnnl::stream stream(e);
@@ -209,7 +220,7 @@ torch::Tensor winogradConvolve(const torch::Tensor& x, const torch::Tensor& w, P
   fromBlocked(dst.mem, out, e, stream);
   stream.wait();
   if (autograd::compute_requires_grad(x, w)) {
-    auto node = std::shared_ptr<WinogradConvolutionBackward>(new WinogradConvolutionBackward(), autograd::deleteNode);
+    auto node = makeNode<WinogradConvolutionBackward>();
     node->set_next_edges(autograd::collect_next_edges(x, w));
     if (node->should_compute_output(1)) node->source = src;  // the input is only read again for the weights' gradient
     node->primitives = std::move(primitives);
