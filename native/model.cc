@@ -351,16 +351,13 @@ Napi::Value ModelWrap::setChannelsLast(const Napi::CallbackInfo& info) {
 
 // setConvAlgorithm(name) -> Promise<void>: 'winograd' computes the 3x3 convolutions of training
 // steps with oneDNN's Winograd (ops/winograd_conv.h), 'direct' with ATen's kernels. Set on the
-// compute thread, which reads it at every forward. TS has checked winogradSupport() already.
+// compute thread, which reads it at every forward. TS has checked winogradSupport() already;
+// where it is missing anyway, convolve() computes directly.
 Napi::Value ModelWrap::setConvAlgorithm(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   return guarded(env, [&]() -> Napi::Value {
     auto net = live(env);
     bool winograd = info[0].As<Napi::String>().Utf8Value() == "winograd";
-    if (winograd) {
-      auto support = winogradSupport();
-      if (!support.available) throw std::invalid_argument(support.reason);
-    }
     return Addon::of(env).queue().run<bool>(
         env, [net, winograd] { return net->convolutionChoice->winograd = winograd; },
         [](Napi::Env e, bool&) -> Napi::Value { return e.Undefined(); });

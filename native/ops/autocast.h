@@ -22,6 +22,15 @@ inline Amp parseAmp(const std::string& name) {
 #define FINETORCH_AUTOCAST_PER_DEVICE 1
 #endif
 
+// Whether an autocast region is open on the CPU (kernels that bypass ATen must not then run fp32).
+inline bool cpuAutocastEnabled() {
+#ifdef FINETORCH_AUTOCAST_PER_DEVICE
+  return at::autocast::is_autocast_enabled(at::kCPU);
+#else
+  return at::autocast::is_cpu_enabled();
+#endif
+}
+
 class AutocastGuard {
  public:
   AutocastGuard(Amp amp, const c10::Device& device) : amp_(amp), cuda_(device.is_cuda()) {

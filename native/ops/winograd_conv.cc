@@ -1,7 +1,8 @@
 #include "ops/winograd_conv.h"
 
-#include <ATen/autocast_mode.h>
 #include <torch/version.h>
+
+#include "ops/autocast.h"
 
 #ifdef FINETORCH_WINOGRAD
 #include <oneapi/dnnl/dnnl.hpp>
@@ -12,14 +13,6 @@
 namespace finetorch {
 
 namespace {
-
-bool cpuAutocastOn() {
-#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
-  return at::autocast::is_autocast_enabled(at::kCPU);
-#else
-  return at::autocast::is_cpu_enabled();
-#endif
-}
 
 // torch::nn's option variants are c10::variant in libtorch 1.x, std::variant in 2.x
 #if TORCH_VERSION_MAJOR >= 2
@@ -52,7 +45,7 @@ bool worthIt(const torch::Tensor& x) {
          !conv.bias.defined() && isPair(o.kernel_size(), 3) && isPair(o.stride(), 1) && isPair(o.dilation(), 1) &&
          padding != nullptr && isPair(*padding, 1) && o.groups() == 1 && holds_alternative<torch::enumtype::kZeros>(o.padding_mode()) &&
          o.in_channels() % 16 == 0 && o.out_channels() % 16 == 0 && torch::GradMode::is_enabled() &&
-         (x.requires_grad() || w.requires_grad()) && !cpuAutocastOn() && worthIt(x);
+         (x.requires_grad() || w.requires_grad()) && !cpuAutocastEnabled() && worthIt(x);
 }
 
 }  // namespace

@@ -26,6 +26,17 @@ async function resnet(algorithm: 'direct' | 'winograd', channelsLast = true): Pr
   return model;
 }
 
+// Seeded ResNet-18s computing with these algorithms, handed to `body`, disposed after it.
+async function withResnets<T>(algorithms: Array<'direct' | 'winograd'>, body: (models: Model[]) => Promise<T>, channelsLast = true): Promise<T> {
+  const models: Model[] = [];
+  try {
+    for (const algorithm of algorithms) models.push(await resnet(algorithm, channelsLast));
+    return await body(models);
+  } finally {
+    for (const m of models) m.dispose();
+  }
+}
+
 function batch(size = SIZE, count = BATCH): { images: Tensor; labels: Tensor } {
   manualSeed(5);
   return {
@@ -98,10 +109,7 @@ winograd.describe('Winograd training convolutions', () => {
   ])('gradients differ from the direct convolution as little as reordering the batch does, but differ (%s)', async (_label, channelsLast) => {
     assertPresent(winograd);
     const data = batch();
-    const direct = await resnet('direct', channelsLast);
-    const fast = await resnet('winograd', channelsLast);
-    const reorder = await resnet('direct', channelsLast);
-    try {
+    await withResnets(['direct', 'winograd', 'direct'], async ([direct, fast, reorder]) => {
       const a = await direct.backward(data.images, data.labels);
       const b = await fast.backward(data.images, data.labels);
       const back = await reversed(data);
@@ -115,21 +123,14 @@ winograd.describe('Winograd training convolutions', () => {
       // within a few times the rounding of a reordered batch, worst parameter and typical one
       expect({ worst: g.worst, name: g.worstName, within: g.worst <= 4 * yardstick.worst }).toMatchObject({ within: true });
       expect({ typical: g.typical, yardstick: yardstick.typical, within: g.typical <= 4 * yardstick.typical }).toMatchObject({ within: true });
-    } finally {
-      direct.dispose();
-      fast.dispose();
-      reorder.dispose();
-    }
+    }, channelsLast);
   });
 
   test('with layer3 frozen, its convolutions pass the input gradient alone', async () => {
     assertPresent(winograd);
     const data = batch();
     const back = await reversed(data);
-    const direct = await resnet('direct');
-    const fast = await resnet('winograd');
-    const reorder = await resnet('direct');
-    try {
+    await withResnets(['direct', 'winograd', 'direct'], async ([direct, fast, reorder]) => {
       for (const m of [direct, fast, reorder]) m.freeze({ only: ['layer3'], freezeBatchNorm: false });
       await direct.backward(data.images, data.labels);
       await fast.backward(data.images, data.labels);
@@ -139,19 +140,13 @@ winograd.describe('Winograd training convolutions', () => {
       expect(g.names).toContain('layer2.1.conv2.weight');
       expect(g.identical).toBe(false);
       expect(g.typical).toBeLessThanOrEqual(4 * compareGradients(direct, reorder).typical);
-    } finally {
-      direct.dispose();
-      fast.dispose();
-      reorder.dispose();
-    }
+    });
   });
 
   test('evaluation and a frozen backbone are the direct convolution, bit for bit', async () => {
     assertPresent(winograd);
     const { images, labels } = batch();
-    const direct = await resnet('direct');
-    const fast = await resnet('winograd');
-    try {
+    await withResnets(['direct', 'winograd'], async ([direct, fast]) => {
       for (const m of [direct, fast]) m.eval();
       const a = values(await direct.forward(images));
       const b = values(await fast.forward(images));
@@ -164,27 +159,19 @@ winograd.describe('Winograd training convolutions', () => {
       const g = compareGradients(direct, fast);
       expect(g.names).toEqual(['fc.weight', 'fc.bias']);
       expect(g.identical).toBe(true);
-    } finally {
-      direct.dispose();
-      fast.dispose();
-    }
+    });
   });
 
   test('maps too small for Winograd to pay (32², batch 2: 8² and less) stay direct, bit for bit', async () => {
     assertPresent(winograd);
     const { images, labels } = batch(32, 2);
-    const direct = await resnet('direct');
-    const fast = await resnet('winograd');
-    try {
+    await withResnets(['direct', 'winograd'], async ([direct, fast]) => {
       await direct.backward(images, labels);
       await fast.backward(images, labels);
       const g = compareGradients(direct, fast);
       expect(g.names.length).toBe(62);
       expect(g.identical).toBe(true);
-    } finally {
-      direct.dispose();
-      fast.dispose();
-    }
+    });
   });
 
   test('ten SGD steps (momentum, all layers) follow the direct run', async () => {
